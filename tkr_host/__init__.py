@@ -1,0 +1,51 @@
+"""tkr-host: the real-time layer for agent chat.
+
+Plugins import what they need from here: ``hookimpl`` and the public types.
+"""
+
+from __future__ import annotations
+
+from tkr_host.errors import HostError
+from tkr_host.hookspecs import hookimpl
+from tkr_host.types import (
+    AppendResult,
+    ContextRecord,
+    Handshake,
+    Member,
+    Message,
+    MessageContext,
+    MessageDraft,
+    MessageType,
+    Principal,
+    RateLimiter,
+    RecoveryStrategy,
+    SecurityEvent,
+    Session,
+    Store,
+    format_ts,
+    utc_now,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppendResult",
+    "ContextRecord",
+    "Handshake",
+    "HostError",
+    "Member",
+    "Message",
+    "MessageContext",
+    "MessageDraft",
+    "MessageType",
+    "Principal",
+    "RateLimiter",
+    "RecoveryStrategy",
+    "SecurityEvent",
+    "Session",
+    "Store",
+    "__version__",
+    "format_ts",
+    "hookimpl",
+    "utc_now",
+]

@@ -1,0 +1,150 @@
+"""The one error shape of the host: ``HostError`` and the table behind it.
+
+Every failure a client can see is a :class:`HostError`. Its category and severity
+come from its code, through :data:`CATEGORIES` and :data:`CATALOG`, so that every
+``rate_limit.*`` error behaves the same way wherever it is raised. ``to_wire``
+renders the Error object of PROTOCOL.md; nothing else reaches a client, so no
+stack trace or internal detail can leak.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["info", "warning", "error", "critical"]
+
+
+@dataclass(frozen=True)
+class Category:
+    """How every error of one category behaves by default."""
+
+    severity: Severity
+    recoverable: bool
+    hint: str
+
+
+CATEGORIES: dict[str, Category] = {
+    "auth": Category("error", False, "Sign in again to get a fresh token, then reconnect."),
+    "permission": Category("error", False, "Ask the session's creator for access."),
+    "validation": Category("warning", False, "Fix the request as the message says, then send it again."),
+    "rate_limit": Category("warning", True, "Wait a moment, then send again; queued messages are kept."),
+    "not_found": Category("warning", False, "Check the id; it may have been mistyped or removed."),
+    "conflict": Category("warning", False, "Reload the current state, then try again."),
+    "agent": Category("error", True, "The agent may come back; ask again in a moment."),
+    "store": Category("critical", True, "The host cannot save right now; your message is kept, retry shortly."),
+    "protocol": Category("error", False, "The client broke the protocol; update or restart the client."),
+    "internal": Category("critical", True, "Something went wrong on the host; try again, and quote the request id if it persists."),
+}
+
+
+@dataclass(frozen=True)
+class Known:
+    """The default message and hint of one error code."""
+
+    message: str
+    hint: str | None = None
+    severity: Severity | None = None
+
+
+# Codes the host itself raises. Plugins may raise any ``category.reason`` code;
+# an unlisted code takes its category's defaults.
+CATALOG: dict[str, Known] = {
+    "auth.required": Known("No credentials were sent.", "Send a token in the `auth` payload or an Authorization: Bearer header."),
+    "auth.invalid": Known("The credentials are not valid.", "Check the token; sign in again to get a new one."),
+    "auth.expired": Known("The token has expired.", "Sign in again to get a fresh token, then reconnect."),
+    "auth.banned": Known("This source is temporarily banned.", "Wait until the ban ends, then reconnect."),
+    "permission.namespace": Known("This namespace is not open to your kind of principal.", "Connect to /chat, or use an agent credential for /agents."),
+    "permission.not_member": Known("You are not a member of this session.", "Ask the session's creator to invite you."),
+    "permission.invite": Known("Only the session's creator may invite members.", "Ask the session's creator to invite them."),
+    "permission.task": Known("Only the task's creator, its assignee or the session's creator may change it.", "Ask one of them to make the change."),
+    "validation.payload": Known("The payload is not valid.", "Fix the fields named in details, then send again."),
+    "validation.not_object": Known("The payload must be a JSON object.", "Send a single JSON object as the event's argument."),
+    "validation.too_large": Known("The payload is too large.", "Send less data in one event, or split it."),
+    "validation.unknown_event": Known("This namespace does not know that event.", "Check the event name against the protocol."),
+    "validation.unknown_type": Known("No plugin provides that message type.", "Use a registered type such as `text`, or install the plugin that adds it."),
+    "validation.recipient": Known("`to` must name an agent that is a member of the session.", "Invite the agent first, or leave `to` out."),
+    "not_found.session": Known("There is no such session.", "Check the session id, or list your sessions."),
+    "not_found.message": Known("There is no such message.", "Check the message id or seq."),
+    "not_found.namespace": Known("There is no such namespace.", "Connect to /chat, /agents or /tasks."),
+    "protocol.reserved_event": Known("That event name is reserved by Socket.IO.", "Use one of the protocol's event names."),
+    "protocol.malformed": Known("The packet could not be parsed.", "Use an official Socket.IO client."),
+    "protocol.idle_timeout": Known("The connection was idle too long.", "Reconnect when you need the connection again.", "info"),
+    "protocol.connect_timeout": Known("No namespace was connected in time.", "Connect a namespace right after the handshake."),
+    "protocol.shutting_down": Known("The host is shutting down.", "Reconnect in a moment; another node or the restarted host will answer.", "info"),
+    "store.unavailable": Known("The message store is unavailable.", "Your message is kept; it will be sent again shortly."),
+    "internal.error": Known("An unexpected error happened on the host.", None),
+}
+
+
+def new_request_id() -> str:
+    """A short, sortable id that links a client's error to the server log."""
+    return f"{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class HostError(Exception):
+    """A failure that is shown to a client as the protocol's Error object.
+
+    Only ``code`` is required: message, hint, severity and whether it is
+    recoverable default to the catalog entry of the code and then its category.
+    """
+
+    code: str
+    message: str | None = None
+    hint: str | None = None
+    retry_after: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    severity: Severity | None = None
+    recoverable: bool | None = None
+    request_id: str = field(default_factory=new_request_id)
+
+    def __post_init__(self) -> None:
+        category, _, reason = self.code.partition(".")
+        if category not in CATEGORIES or not reason:
+            raise ValueError(f"error code {self.code!r} is not `category.reason` with a known category")
+        super().__init__(self.code)
+
+    @property
+    def category(self) -> str:
+        return self.code.partition(".")[0]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.to_wire()['message']}"
+
+    def to_wire(self) -> dict[str, Any]:
+        """The Error object of PROTOCOL.md, ready to be sent."""
+        category = CATEGORIES[self.category]
+        known = CATALOG.get(self.code)
+        message = self.message or (known.message if known else self.code.replace(".", ": ").replace("_", " "))
+        hint = self.hint or (known.hint if known and known.hint else category.hint)
+        severity = self.severity or (known.severity if known and known.severity else category.severity)
+        recoverable = category.recoverable if self.recoverable is None else self.recoverable
+        error: dict[str, Any] = {
+            "code": self.code,
+            "category": self.category,
+            "severity": severity,
+            "message": message,
+            "hint": hint,
+            "recoverable": recoverable or self.retry_after is not None,
+            "request_id": self.request_id,
+            "details": self.details,
+        }
+        if self.retry_after is not None:
+            error["retry_after"] = round(self.retry_after, 3)
+        return error
+
+
+def internal_error(request_id: str | None = None) -> HostError:
+    """The error a client sees for an unexpected exception; the log holds the detail."""
+    error = HostError("internal.error")
+    if request_id:
+        error.request_id = request_id
+    return error
+
+
+def failure(error: HostError) -> dict[str, Any]:
+    """An ack that reports ``error``."""
+    return {"ok": False, "error": error.to_wire()}

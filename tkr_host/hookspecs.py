@@ -1,0 +1,310 @@
+"""Every hook a tkr-host plugin can implement.
+
+Two calling conventions are used, and each hook's docstring says which:
+
+* **sync**: pluggy calls every implementation (last registered first) and the
+  host receives the list of results, or the first non-None one for the
+  ``firstresult`` factory hooks called once at start-up.
+* **async, first result**: the host calls the implementations itself, one at a
+  time in pluggy's order, awaiting each; the first result that is not None wins
+  and the rest are not called. **async, all**: the same, but every
+  implementation runs. (pluggy cannot await, so these hooks are never
+  ``firstresult``.) See :mod:`tkr_host.plugins`.
+
+``docs/plugins.md`` documents every hook and argument; a test keeps it complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from tkr_host.errors import HostError
+from tkr_host.types import (
+    Handshake,
+    Message,
+    MessageDraft,
+    MessageType,
+    Principal,
+    RateLimiter,
+    RecoveryStrategy,
+    SecurityEvent,
+    Store,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    import socketio
+    from pydantic import BaseModel
+    from quart import Quart
+
+    from tkr_host.host import Host
+
+hookspec = pluggy.HookspecMarker("tkr_host")
+hookimpl = pluggy.HookimplMarker("tkr_host")
+
+
+# --- lifecycle ---------------------------------------------------------------
+
+
+@hookspec
+def config_model() -> type[BaseModel] | None:
+    """Name the pydantic model that validates this plugin's config table.
+
+    Called once per plugin while the host loads its configuration. The table is
+    ``[plugins.<name>]`` where ``<name>`` is the plugin's entry-point name. Unknown
+    keys, wrong types and missing required values stop start-up with an error
+    naming the file, the table and the key; give the model ``extra="forbid"``.
+
+    :return: the model class, or None when the plugin takes no configuration.
+
+    Calling convention: sync, called by the host for each plugin on its own, so
+    the result is tied to the plugin that returned it.
+    """
+
+
+@hookspec
+def host_startup(host: Host) -> Awaitable[None] | None:
+    """Start what the plugin needs (connections, background tasks).
+
+    Called once after the store has started and before the first connection.
+    An exception stops start-up.
+
+    :param host: the host being started.
+    :return: None, or an awaitable the host awaits.
+
+    Calling convention: may be async; all implementations run, in pluggy's order.
+    """
+
+
+@hookspec
+def host_shutdown(host: Host) -> Awaitable[None] | None:
+    """Stop what ``host_startup`` started.
+
+    Called once while the host drains, after connections are closed and before
+    the store is closed. Exceptions are logged and the next plugin still runs.
+
+    :param host: the host being stopped.
+    :return: None, or an awaitable the host awaits.
+
+    Calling convention: may be async; all implementations run, in pluggy's order.
+    """
+
+
+@hookspec
+def register_blueprints(host: Host, app: Quart) -> None:
+    """Add HTTP routes to the host's Quart app.
+
+    Called once while the app is built.
+
+    :param host: the host being built.
+    :param app: the Quart application; call ``app.register_blueprint``.
+    :return: None.
+
+    Calling convention: sync; all implementations run.
+    """
+
+
+@hookspec
+def register_commands(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add sub-commands to the ``tkr-host`` command line.
+
+    Each sub-command sets ``func`` with ``parser.set_defaults(func=...)``; the
+    function receives the parsed arguments and returns the exit status.
+
+    :param subcommands: the ``add_subparsers()`` object of ``tkr-host``.
+    :return: None.
+
+    Calling convention: sync; all implementations run.
+    """
+
+
+# --- connection --------------------------------------------------------------
+
+
+@hookspec
+def authenticate(host: Host, handshake: Handshake) -> Principal | Awaitable[Principal | None] | None:
+    """Turn a namespace connect into a principal.
+
+    Called once per namespace connect, before any handler runs. With no
+    credential (``handshake.token is None``), return None; the host answers
+    ``auth.required`` when nobody accepts the connect.
+
+    :param host: the running host; read settings and services from it.
+    :param handshake: the credential, headers, peer address and namespace.
+    :return: the principal, or None to let the next plugin try. Raise
+        ``HostError("auth.invalid")`` or ``HostError("auth.expired")`` to refuse
+        outright.
+
+    Calling convention: may be async; first result. Implementations run one at a
+    time in pluggy's order; the first non-None result wins.
+    """
+
+
+@hookspec
+def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer: str) -> Awaitable[None] | None:
+    """Observe a namespace connect that was accepted.
+
+    May refuse it after all by raising ``HostError`` (the guard plugin refuses a
+    banned principal this way).
+
+    :param host: the running host.
+    :param principal: who connected.
+    :param sid: the Socket.IO session id of the new socket.
+    :param namespace: ``/chat``, ``/agents`` or ``/tasks``.
+    :param peer: the client address.
+    :return: None, or an awaitable.
+
+    Calling convention: may be async; all implementations run.
+    """
+
+
+@hookspec
+def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> Awaitable[None] | None:
+    """Observe a socket that left a namespace, whatever the cause.
+
+    :param host: the running host.
+    :param principal: who was connected.
+    :param sid: the socket's id.
+    :param namespace: the namespace it left.
+    :param reason: why, as python-socketio says (``client disconnect``, ``ping timeout``…).
+    :return: None, or an awaitable.
+
+    Calling convention: may be async; all implementations run; exceptions are logged.
+    """
+
+
+# --- limits ------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def rate_limiter(host: Host) -> RateLimiter | None:
+    """Build the rate limiter the host asks before connects, sends and new sessions.
+
+    :param host: the host being started.
+    :return: a RateLimiter, or None to let the next plugin decide. With none at
+        all, nothing is limited.
+
+    Calling convention: sync factory, called once at start-up; first result.
+    """
+
+
+@hookspec
+def on_security_event(host: Host, event: SecurityEvent) -> Awaitable[None] | None:
+    """Observe something suspicious: an auth failure, a rate-limit hit, a
+    malformed packet, a refused namespace or room.
+
+    :param host: the running host.
+    :param event: what happened, where and by whom.
+    :return: None, or an awaitable.
+
+    Calling convention: may be async; all implementations run; exceptions are logged.
+    """
+
+
+# --- messages ----------------------------------------------------------------
+
+
+@hookspec
+def register_message_types(host: Host) -> list[MessageType] | None:
+    """Offer message types (``text``, ``context``, ``task``, or your own).
+
+    A later plugin's type replaces an earlier one of the same name.
+
+    :param host: the host being started.
+    :return: a list of MessageType objects, or None.
+
+    Calling convention: sync; all implementations run and their lists are merged.
+    """
+
+
+@hookspec
+def before_store(host: Host, draft: MessageDraft, principal: Principal) -> Awaitable[None] | None:
+    """Inspect a message after its type has handled it and before it is stored.
+
+    Raise ``HostError`` to refuse it; nothing is stored then.
+
+    :param host: the running host.
+    :param draft: the message about to be stored; it may be changed.
+    :param principal: who sends it.
+    :return: None, or an awaitable.
+
+    Calling convention: may be async; all implementations run, in pluggy's order,
+    and the first error stops the send.
+    """
+
+
+@hookspec
+def after_store(host: Host, message: Message) -> Awaitable[None] | None:
+    """Observe a message that was stored (duplicates are not reported again).
+
+    :param host: the running host.
+    :param message: the stored message with its seq and ts.
+    :return: None, or an awaitable.
+
+    Calling convention: may be async; all implementations run; exceptions are
+    logged and do not undo the send.
+    """
+
+
+# --- persistence -------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def message_store(host: Host) -> Store | None:
+    """Build the store of sessions, messages, deliveries, contexts and tasks.
+
+    :param host: the host being started; the store reads its own config table.
+    :return: a Store, or None to let the next plugin decide. The host refuses to
+        start with none.
+
+    Calling convention: sync factory, called once at start-up; first result.
+    """
+
+
+# --- errors ------------------------------------------------------------------
+
+
+@hookspec
+def recovery_strategies(host: Host) -> list[RecoveryStrategy] | None:
+    """Offer recovery strategies, chosen by the category of the error.
+
+    :param host: the host being started.
+    :return: a list of strategies, or None. The recovery plugin orders them by
+        its ``order`` setting.
+
+    Calling convention: sync; all implementations run and their lists are merged.
+    """
+
+
+@hookspec
+def on_error(host: Host, error: HostError, context: dict[str, Any]) -> Awaitable[None] | None:
+    """Observe every error the host answers with (for logs and metrics).
+
+    :param host: the running host.
+    :param error: the error sent to the client.
+    :param context: where it happened: ``namespace``, ``event``, ``sid``,
+        ``principal_id`` where known.
+    :return: None, or an awaitable.
+
+    Calling convention: may be async; all implementations run; exceptions are logged.
+    """
+
+
+# --- scale -------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def client_manager(host: Host) -> socketio.AsyncManager | None:
+    """Build python-socketio's client manager (the Redis plugin returns an
+    ``AsyncRedisManager``).
+
+    :param host: the host being built.
+    :return: a manager, or None to let the next plugin decide; the host's default
+        is the in-process ``AsyncManager``.
+
+    Calling convention: sync factory, called once while the app is built; first result.
+    """

@@ -1,0 +1,98 @@
+"""The running host: settings, plugin manager and services that plugins are handed.
+
+``Host`` holds state, not logic. Plugins receive it in every hook and read
+``host.settings``, ``host.config(name)``, ``host.store`` and ``host.sio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pluggy
+from pydantic import BaseModel
+
+from tkr_host.config import Settings
+from tkr_host.errors import HostError
+from tkr_host.plugins import notify
+from tkr_host.types import MessageType, Principal, RateLimiter, SecurityEvent, Store
+
+if TYPE_CHECKING:
+    import socketio
+
+log = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass
+class Connection:
+    """One socket in one namespace, and who is behind it."""
+
+    sid: str
+    namespace: str
+    principal: Principal
+    peer: str
+    sessions: set[str] = field(default_factory=set)
+
+
+class Host:
+    """What a running tkr-host is made of."""
+
+    def __init__(self, settings: Settings, pm: pluggy.PluginManager, plugin_settings: dict[str, BaseModel]) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.plugin_settings = plugin_settings
+        self.sio: socketio.AsyncServer
+        self._store: Store | None = None
+        self.message_types: dict[str, MessageType] = {}
+        self.rate_limiter: RateLimiter | None = None
+        self.connections: dict[tuple[str, str], Connection] = {}
+        self.started = False
+        self.draining = False
+        #: Background tasks the host owns; cancelled at shutdown.
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    # --- services -------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise HostError("store.unavailable", message="The host has no store yet.")
+        return self._store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        self._store = store
+
+    def config(self, name: str, model: type[ModelT] | None = None) -> ModelT:
+        """The validated ``[plugins.<name>]`` table of a plugin."""
+        settings = self.plugin_settings[name]
+        if model is not None and not isinstance(settings, model):
+            raise TypeError(f"plugin {name} settings are {type(settings).__name__}, not {model.__name__}")
+        return settings  # type: ignore[return-value]
+
+    def connection(self, sid: str, namespace: str) -> Connection | None:
+        return self.connections.get((namespace, sid))
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background, keep a reference, log its failure."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    # --- observers ------------------------------------------------------------
+
+    async def security_event(self, event: SecurityEvent) -> None:
+        await notify(self.pm.hook.on_security_event, host=self, event=event)
+
+    async def report_error(self, error: HostError, context: dict[str, Any]) -> None:
+        await notify(self.pm.hook.on_error, host=self, error=error, context=context)

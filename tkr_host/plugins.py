@@ -1,0 +1,163 @@
+"""The plugin manager: loading order, plugin config tables, and async hook calls.
+
+pluggy cannot await, so hooks that may be async are called here, one
+implementation at a time in pluggy's order (last registered first).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel, ValidationError
+
+from tkr_host import hookspecs
+from tkr_host.config import ConfigError, Settings, describe_validation_error, resolve_secrets
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "tkr_host"
+
+#: The host's own hook implementations, registered before the entry points so
+#: that any installed plugin comes first in pluggy's order.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "tkr_host.defaults.manager",
+    "tkr_host.defaults.routes",
+    "tkr_host.defaults.metrics",
+)
+
+
+def make_plugin_manager(settings: Settings, extra_plugins: Iterable[ModuleType | object] = ()) -> pluggy.PluginManager:
+    """Build a fresh plugin manager for one host.
+
+    Order: hookspecs, blocked names from ``host.disable_plugins``, the host's
+    own modules, the ``tkr_host`` entry points, then ``extra_plugins`` (tests and
+    embedders), and ``check_pending`` so that a misspelled hook is an error.
+    """
+    pm = pluggy.PluginManager("tkr_host")
+    pm.add_hookspecs(hookspecs)
+    for name in settings.host.disable_plugins:
+        pm.set_blocked(name)
+    for module_name in DEFAULT_PLUGINS:
+        if not pm.is_blocked(module_name):
+            pm.register(importlib.import_module(module_name), name=module_name)
+    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for plugin in extra_plugins:
+        name = getattr(plugin, "__name__", None)
+        if name is not None and (pm.is_blocked(name) or pm.is_registered(plugin)):
+            continue
+        pm.register(plugin, name=name)
+    pm.check_pending()
+    return pm
+
+
+def validate_plugin_tables(pm: pluggy.PluginManager, settings: Settings) -> dict[str, BaseModel]:
+    """Validate each ``[plugins.<name>]`` table with the model its plugin names.
+
+    A table for a plugin that is neither loaded nor disabled, a table given to a
+    plugin that takes none, and any error inside a table stop start-up.
+    """
+    where = settings.where()
+    models: dict[str, type[BaseModel]] = {}
+    for impl in pm.hook.config_model.get_hookimpls():
+        model = impl.function()
+        if model is not None:
+            models[impl.plugin_name] = model
+    loaded = {name for name, _ in pm.list_name_plugin()}
+    validated: dict[str, BaseModel] = {}
+    for name, table in settings.plugins.items():
+        if name in settings.host.disable_plugins:
+            continue
+        if name not in loaded:
+            raise ConfigError(f"{where}: [plugins.{name}]: no plugin named {name!r} is installed (installed: {', '.join(sorted(models))})")
+        if name not in models:
+            raise ConfigError(f"{where}: [plugins.{name}]: plugin {name!r} takes no configuration")
+    for name, model in models.items():
+        table = resolve_secrets(settings.plugins.get(name, {}), where, f"plugins.{name}")
+        try:
+            validated[name] = model.model_validate(table)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(where, exc, table=f"plugins.{name}")) from None
+    return validated
+
+
+# --- calling hooks that may be async ----------------------------------------
+
+
+def _call(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+    return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
+async def call_first(hook: pluggy.HookCaller, **kwargs: Any) -> Any:
+    """Await implementations in pluggy's order; return the first non-None result."""
+    for impl in reversed(hook.get_hookimpls()):
+        result = _call(impl, kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is not None:
+            return result
+    return None
+
+
+async def call_all(hook: pluggy.HookCaller, **kwargs: Any) -> list[Any]:
+    """Await every implementation in pluggy's order; an exception stops the call."""
+    results = []
+    for impl in reversed(hook.get_hookimpls()):
+        result = _call(impl, kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is not None:
+            results.append(result)
+    return results
+
+
+async def notify(hook: pluggy.HookCaller, **kwargs: Any) -> None:
+    """Await every observer; log an exception and go on to the next one."""
+    for impl in reversed(hook.get_hookimpls()):
+        try:
+            result = _call(impl, kwargs)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("plugin %s failed in %s", impl.plugin_name, hook.name)
+
+
+# --- listing -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name, "distribution": self.distribution, "version": self.version, "hooks": self.hooks}
+
+
+def list_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Each loaded plugin with its distribution, version and implemented hooks."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        dist = dists.get(id(plugin))
+        if dist is not None:
+            distribution, version = dist.project_name, dist.version
+        elif name.startswith("tkr_host."):
+            from tkr_host import __version__
+
+            distribution, version = "tkr-host", __version__
+        else:
+            distribution, version = None, None
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        infos.append(PluginInfo(name, distribution, version, hooks))
+    return sorted(infos, key=lambda info: info.name)

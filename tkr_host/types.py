@@ -1,0 +1,304 @@
+"""The public types of the host: principals, sessions, messages, and the
+Protocols that plugins implement (Store, MessageType, RateLimiter,
+RecoveryStrategy).
+
+Plugins import these from ``tkr_host`` and nothing else, so this module is the
+contract between the host and third parties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from tkr_host.host import Host
+
+PrincipalKind = Literal["user", "agent", "service"]
+MessageStatus = Literal["complete", "incomplete"]
+ReceiptStatus = Literal["delivered", "read"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_ts(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds, as PROTOCOL.md requires."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Principal(BaseModel):
+    """Who is on the other end of a connection, as an auth plugin found it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    kind: PrincipalKind = "user"
+    name: str = ""
+    roles: tuple[str, ...] = ()
+
+    def member(self) -> Member:
+        return Member(id=self.id, kind=self.kind)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "name": self.name or self.id, "roles": list(self.roles)}
+
+
+class Member(BaseModel):
+    """A session member: a principal id and kind."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    kind: PrincipalKind = "user"
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What a namespace connect offers an auth plugin.
+
+    ``token`` comes from the Socket.IO ``auth`` payload or an ``Authorization:
+    Bearer`` header, never from the URL. ``peer`` is the client address as the
+    host trusts it (see the guard plugin for proxies).
+    """
+
+    namespace: str
+    token: str | None
+    headers: Mapping[str, str]
+    peer: str
+    auth: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Session(BaseModel):
+    """A conversation between members; ``last_seq`` is its newest message's seq."""
+
+    id: str
+    title: str = ""
+    created_by: str
+    created_at: str
+    members: list[Member] = Field(default_factory=list)
+    last_seq: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def has_member(self, member_id: str) -> bool:
+        return any(m.id == member_id for m in self.members)
+
+    def agent_ids(self) -> list[str]:
+        return [m.id for m in self.members if m.kind == "agent"]
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Message(BaseModel):
+    """A stored message, exactly as it goes over the wire."""
+
+    id: str
+    session_id: str
+    seq: int
+    type: str
+    sender: Member
+    to: str | None = None
+    in_reply_to: str | None = None
+    client_id: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    ts: str
+    status: MessageStatus = "complete"
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+@dataclass
+class MessageDraft:
+    """A message on its way to the store: everything but ``seq`` and ``ts``.
+
+    A MessageType handler may change ``payload`` (to normalise it) and ``to``.
+    ``id`` is set in advance for streamed replies, whose id is announced at
+    ``stream:start``.
+    """
+
+    session_id: str
+    type: str
+    sender: Member
+    payload: dict[str, Any]
+    client_id: str | None = None
+    to: str | None = None
+    in_reply_to: str | None = None
+    status: MessageStatus = "complete"
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What ``Store.append_message`` did: the stored message, and whether it was
+    already there under the same ``(sender, session, client_id)``."""
+
+    message: Message
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class ContextRecord:
+    """Shared context of a session, visible to ``targets`` until ``expires_at``."""
+
+    session_id: str
+    context_id: str
+    data: dict[str, Any]
+    targets: tuple[str, ...]
+    created_by: str
+    expires_at: datetime
+    message_id: str | None = None
+
+
+# --- the Protocols plugins implement ----------------------------------------
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence of sessions, members, messages, agent deliveries, contexts and tasks.
+
+    Every method is a coroutine and releases its database connection before it
+    returns. Errors that may pass (a locked or restarting database) are raised as
+    ``HostError("store.unavailable")``; the recovery plugin retries them.
+    """
+
+    async def start(self) -> None:
+        """Open the database and apply migrations when configured to."""
+
+    async def close(self) -> None:
+        """Close every connection; called once at shutdown."""
+
+    async def ping(self) -> None:
+        """Raise when the database does not answer (used by ``/readyz``)."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations; return the names applied."""
+
+    async def create_session(self, title: str, created_by: Member, members: list[Member], metadata: dict[str, Any]) -> Session:
+        """Create a session whose members include ``created_by``."""
+
+    async def get_session(self, session_id: str) -> Session | None:
+        """The session with its members and ``last_seq``, or None."""
+
+    async def list_sessions(self, member_id: str) -> list[Session]:
+        """Every session ``member_id`` belongs to, newest first."""
+
+    async def add_member(self, session_id: str, member: Member) -> Session:
+        """Add ``member`` (no-op when already there) and return the session."""
+
+    async def append_message(self, draft: MessageDraft, deliver_to: list[str]) -> AppendResult:
+        """Store ``draft`` with the next gapless seq of its session.
+
+        In one transaction: when ``draft.client_id`` was already used by the same
+        sender in the same session, return that message with ``duplicate=True``
+        and change nothing; else take ``seq`` from the session's counter, insert the
+        message, and insert a pending delivery for each agent id in ``deliver_to``.
+        """
+
+    async def get_message(self, message_id: str) -> Message | None:
+        """The message with that id, or None."""
+
+    async def messages_after(self, session_id: str, since_seq: int, limit: int) -> list[Message]:
+        """Up to ``limit`` messages with ``seq > since_seq``, oldest first."""
+
+    async def messages_before(self, session_id: str, before_seq: int | None, limit: int) -> list[Message]:
+        """Up to ``limit`` messages with ``seq < before_seq`` (or the latest), oldest first."""
+
+    async def message_at(self, session_id: str, seq: int) -> Message | None:
+        """The message with that seq in that session, or None."""
+
+    async def record_receipt(self, session_id: str, seq: int, member_id: str, status: ReceiptStatus) -> None:
+        """Remember that ``member_id`` has the message at ``seq`` ``delivered`` or ``read``."""
+
+    async def pending_deliveries(self, agent_id: str, limit: int) -> list[Message]:
+        """Messages addressed to ``agent_id`` that it has not acked, oldest first."""
+
+    async def ack_delivery(self, agent_id: str, message_id: str) -> bool:
+        """Mark a pending delivery as done; False when there was none."""
+
+    async def put_context(self, record: ContextRecord) -> None:
+        """Insert or replace the context ``(session_id, context_id)``."""
+
+    async def list_contexts(self, session_id: str, agent_id: str, now: datetime) -> list[ContextRecord]:
+        """Contexts of the session that have not expired at ``now`` and target ``agent_id``."""
+
+    async def get_task(self, task_id: str) -> dict[str, Any] | None:
+        """The stored task document, or None."""
+
+    async def put_task(self, task_id: str, session_id: str, document: dict[str, Any]) -> None:
+        """Insert or replace the task document."""
+
+
+class MessageType(Protocol):
+    """A kind of message: its name, its payload model, and what the host does with it.
+
+    ``handle`` runs before the message is stored. It may raise ``HostError`` to
+    refuse it, change ``draft.payload`` or ``draft.to``, add agents to
+    ``ctx.deliver_to``, and append coroutines to ``ctx.after_store`` that run once
+    the message is stored.
+    """
+
+    name: ClassVar[str] | str
+    payload_model: ClassVar[type[BaseModel]] | type[BaseModel]
+
+    async def handle(self, ctx: MessageContext, draft: MessageDraft) -> None: ...
+
+
+AfterStore = Callable[["Message"], Awaitable[None]]
+
+
+@dataclass
+class MessageContext:
+    """What a MessageType handler sees and may change while a message is sent."""
+
+    host: Host
+    principal: Principal
+    session: Session
+    namespace: str
+    deliver_to: set[str] = field(default_factory=set)
+    after_store: list[AfterStore] = field(default_factory=list)
+
+
+class RateLimiter(Protocol):
+    """Decides whether an action may happen now.
+
+    ``action`` is ``"message"``, ``"connect"`` or ``"session"``; ``key`` is a
+    principal id or a client address. Return None to allow, or the seconds to
+    wait before trying again.
+    """
+
+    async def hit(self, action: str, key: str) -> float | None: ...
+
+
+class RecoveryStrategy(Protocol):
+    """Runs an operation and decides what to do when it fails.
+
+    ``handles`` names the error categories it applies to (``"store"``,
+    ``"agent"``…). ``run`` calls ``operation`` and returns its result, or raises a
+    ``HostError`` the client can act on.
+    """
+
+    name: str
+    handles: frozenset[str]
+
+    async def run(self, operation: Callable[[], Awaitable[Any]], context: Mapping[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SecurityEvent:
+    """Something the guard plugin scores: an auth failure, a rate-limit hit, a
+    malformed packet, a refused namespace or room."""
+
+    kind: Literal["auth_failure", "rate_limited", "malformed_packet", "access_denied", "reserved_event"]
+    peer: str
+    principal_id: str | None = None
+    sid: str | None = None
+    namespace: str | None = None
+    detail: str = ""
