@@ -160,7 +160,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     for name, table in data.get("plugins", {}).items():
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: plugins.{name} must be a table ([plugins.{name}])")
-    file_values = {k: data[k] for k in ("host", "plugins") if k in data}
+    file_values: dict[str, Any] = {k: data[k] for k in ("host", "plugins") if k in data}
     if "host" in file_values:
         file_values["host"] = resolve_secrets(file_values["host"], where, "host")
     file_values.update(overrides)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,14 +18,21 @@ from pydantic import BaseModel
 from tkr_host.config import Settings
 from tkr_host.errors import HostError
 from tkr_host.plugins import notify
+from tkr_host.presence import Presence
+from tkr_host.sequencer import SessionSequencer
+from tkr_host.streams import StreamRegistry
 from tkr_host.types import MessageType, Principal, RateLimiter, SecurityEvent, Store
 
 if TYPE_CHECKING:
     import socketio
 
+    from tkr_host.dispatch import Dispatcher
+
 log = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
+StoreGuard = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 @dataclass
@@ -54,6 +62,16 @@ class Host:
         self.draining = False
         #: Background tasks the host owns; cancelled at shutdown.
         self.tasks: set[asyncio.Task[Any]] = set()
+        #: Keeps ``message`` emits of one session in ``seq`` order on this node.
+        self.sequencer = SessionSequencer()
+        #: Wraps every store write; the recovery plugin installs retries and a
+        #: circuit breaker here.
+        self.store_guard: StoreGuard | None = None
+        self.presence = Presence()
+        self.streams = StreamRegistry()
+        self.dispatcher: Dispatcher
+        #: Per-host state of plugins, by plugin name (metrics, guards…).
+        self.extensions: dict[str, Any] = {}
 
     # --- services -------------------------------------------------------------
 
@@ -74,12 +92,23 @@ class Host:
             raise TypeError(f"plugin {name} settings are {type(settings).__name__}, not {model.__name__}")
         return settings  # type: ignore[return-value]
 
+    async def store_call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run a store operation through the store guard, when one is installed."""
+        if self.store_guard is None:
+            return await operation()
+        result: T = await self.store_guard(operation)
+        return result
+
+    def streams_of(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's agent replies still being streamed, as ``session:join`` reports them."""
+        return self.streams.of_session(session_id)
+
     def connection(self, sid: str, namespace: str) -> Connection | None:
         return self.connections.get((namespace, sid))
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keep a reference, log its failure."""
-        task = asyncio.ensure_future(coro)
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
         return task

@@ -33,11 +33,14 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 )
 
 
-def make_plugin_manager(settings: Settings, extra_plugins: Iterable[ModuleType | object] = ()) -> pluggy.PluginManager:
+def make_plugin_manager(
+    settings: Settings, extra_plugins: Iterable[ModuleType | object] = (), *, entry_points: bool = True
+) -> pluggy.PluginManager:
     """Build a fresh plugin manager for one host.
 
     Order: hookspecs, blocked names from ``host.disable_plugins``, the host's
-    own modules, the ``tkr_host`` entry points, then ``extra_plugins`` (tests and
+    own modules, the ``tkr_host`` entry points (unless ``entry_points`` is
+    False, for tests of the manager itself), then ``extra_plugins`` (tests and
     embedders), and ``check_pending`` so that a misspelled hook is an error.
     """
     pm = pluggy.PluginManager("tkr_host")
@@ -47,12 +50,13 @@ def make_plugin_manager(settings: Settings, extra_plugins: Iterable[ModuleType |
     for module_name in DEFAULT_PLUGINS:
         if not pm.is_blocked(module_name):
             pm.register(importlib.import_module(module_name), name=module_name)
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    if entry_points:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for plugin in extra_plugins:
-        name = getattr(plugin, "__name__", None)
-        if name is not None and (pm.is_blocked(name) or pm.is_registered(plugin)):
+        plugin_name: str | None = getattr(plugin, "__name__", None)
+        if (plugin_name is not None and pm.is_blocked(plugin_name)) or pm.is_registered(plugin):
             continue
-        pm.register(plugin, name=name)
+        pm.register(plugin, name=plugin_name)
     pm.check_pending()
     return pm
 
@@ -67,11 +71,11 @@ def validate_plugin_tables(pm: pluggy.PluginManager, settings: Settings) -> dict
     models: dict[str, type[BaseModel]] = {}
     for impl in pm.hook.config_model.get_hookimpls():
         model = impl.function()
-        if model is not None:
+        if isinstance(model, type) and issubclass(model, BaseModel):
             models[impl.plugin_name] = model
     loaded = {name for name, _ in pm.list_name_plugin()}
     validated: dict[str, BaseModel] = {}
-    for name, table in settings.plugins.items():
+    for name in settings.plugins:
         if name in settings.host.disable_plugins:
             continue
         if name not in loaded:

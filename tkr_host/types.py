@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,12 +24,12 @@ ReceiptStatus = Literal["delivered", "read"]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_ts(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, as PROTOCOL.md requires."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -202,6 +202,12 @@ class Store(Protocol):
         message, and insert a pending delivery for each agent id in ``deliver_to``.
         """
 
+    async def find_message(self, session_id: str, sender_id: str, client_id: str) -> Message | None:
+        """The message ``sender_id`` sent to the session under ``client_id``, or None.
+
+        The pipeline asks before rate limiting, because a duplicate is free.
+        """
+
     async def get_message(self, message_id: str) -> Message | None:
         """The message with that id, or None."""
 
@@ -245,8 +251,11 @@ class MessageType(Protocol):
     the message is stored.
     """
 
-    name: ClassVar[str] | str
-    payload_model: ClassVar[type[BaseModel]] | type[BaseModel]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def payload_model(self) -> type[BaseModel]: ...
 
     async def handle(self, ctx: MessageContext, draft: MessageDraft) -> None: ...
 

@@ -1,0 +1,12 @@
+"""tkr-messages-core: the built-in message types, offered like any plugin's."""
+
+from __future__ import annotations
+
+from tkr_host import MessageType, hookimpl
+from tkr_host.host import Host
+from tkr_messages_core.text import TextType
+
+
+@hookimpl
+def register_message_types(host: Host) -> list[MessageType]:
+    return [TextType()]

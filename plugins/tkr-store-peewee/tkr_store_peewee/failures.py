@@ -1,0 +1,111 @@
+"""Which database failures may pass, and how they reach the host.
+
+A failure that may pass (a locked SQLite file, a PostgreSQL server that is
+restarting or refuses connections, an exhausted pool) becomes
+``HostError("store.unavailable")``, which the recovery plugin retries. Its
+detail goes to the log, linked by the error's ``request_id``, never to the
+client. Anything else (a bad query, a missing table, a bug) propagates as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from peewee import InterfaceError, OperationalError
+
+from tkr_host import HostError
+
+log = logging.getLogger("tkr_store_peewee")
+
+#: sqlite3.OperationalError messages of a busy, unreachable or full database.
+_SQLITE_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "database is busy",
+    "unable to open database file",
+    "attempt to write a readonly database",
+    "disk i/o error",
+    "database or disk is full",
+    "locking protocol",
+)
+
+#: asyncpg errors of a connection that failed or a server that cannot serve now:
+#: connection failures, shutdowns and cancels, too many connections, and
+#: serialization failures or deadlocks (whose transaction may simply be retried).
+_ASYNCPG_TRANSIENT: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
+
+#: Messages pwasyncio raises itself, without a driver error behind them.
+_POOL_TRANSIENT = ("timed out", "pool is shutting down", "pool is closed", "connection is closed")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, the driver error peewee wrapped (``.orig``), and their causes."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend([getattr(current, "orig", None), current.__cause__, current.__context__])
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unavailable now, not that the call is wrong."""
+    for error in _chain(exc):
+        if isinstance(error, HostError):
+            return False
+        # ConnectionRefusedError, a DNS failure, a reset socket, TimeoutError.
+        if isinstance(error, (OSError, *_ASYNCPG_TRANSIENT)):
+            return True
+        text = str(error).lower()
+        if isinstance(error, sqlite3.OperationalError) and text.startswith(_SQLITE_TRANSIENT):
+            return True
+        if isinstance(error, asyncpg.InterfaceError) and "closed" in text:
+            return True
+        if isinstance(error, OperationalError | InterfaceError) and (
+            text.startswith(_SQLITE_TRANSIENT) or any(part in text for part in _POOL_TRANSIENT)
+        ):
+            return True
+    return False
+
+
+def unavailable(operation: str, exc: BaseException) -> HostError:
+    """The error a caller sees for a failure that may pass; the log holds the detail."""
+    error = HostError("store.unavailable")
+    log.warning("store.unavailable (request %s) in %s: %s: %s", error.request_id, operation, type(exc).__name__, exc)
+    return error
+
+
+@asynccontextmanager
+async def guarded(db: Any, operation: str) -> AsyncIterator[None]:
+    """Translate failures that may pass and release the task's pooled connection.
+
+    The release matters: pwasyncio ties a connection to the task that used it
+    until that task ends, and a socket's handlers share one long task.
+    """
+    try:
+        yield
+    except HostError:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise unavailable(operation, exc) from exc
+        raise
+    finally:
+        if not db.in_transaction():
+            try:
+                await db.aclose()
+            except Exception as exc:  # a broken connection; the pool replaces it
+                log.warning("store: releasing the connection after %s failed: %s", operation, exc)

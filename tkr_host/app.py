@@ -1,0 +1,73 @@
+"""``create_app(settings)``: wire the plugin manager, Socket.IO, Quart and the
+namespaces into one ASGI app. No logic lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import socketio
+from quart import Quart
+
+from tkr_host import lifecycle
+from tkr_host.config import Settings, load_settings
+from tkr_host.dispatch import Dispatcher
+from tkr_host.host import Host
+from tkr_host.namespaces import all_namespaces
+from tkr_host.plugins import make_plugin_manager, validate_plugin_tables
+
+#: Engine.IO's own limit: a larger packet closes the sender's connection.
+MAX_HTTP_BUFFER_SIZE = 1_048_576
+
+
+class TkrApp(socketio.ASGIApp):  # type: ignore[misc]
+    """The ASGI app, with the running host attached for tests and embedders."""
+
+    host: Host
+    quart: Quart
+
+
+def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = ()) -> TkrApp:
+    settings = settings if settings is not None else load_settings(None)
+    pm = make_plugin_manager(settings, extra_plugins)
+    host = Host(settings, pm, validate_plugin_tables(pm, settings))
+
+    manager = pm.hook.client_manager(host=host)
+    cors: list[str] | None = settings.host.cors_allowed_origins or None
+    host.sio = socketio.AsyncServer(
+        async_mode="asgi",
+        client_manager=manager,
+        # Serve every namespace so that unknown ones can be refused with a
+        # proper Error instead of python-socketio's bare string.
+        namespaces="*",
+        cors_allowed_origins=cors,
+        ping_interval=settings.host.ping_interval_s,
+        ping_timeout=settings.host.ping_timeout_s,
+        max_http_buffer_size=MAX_HTTP_BUFFER_SIZE,
+        logger=False,
+        engineio_logger=False,
+    )
+    dispatcher = Dispatcher(host)
+    host.dispatcher = dispatcher
+    for spec in all_namespaces():
+        dispatcher.install(spec)
+    dispatcher.refuse_other_namespaces()
+
+    quart = Quart("tkr_host")
+    quart.config["tkr_host"] = host
+    pm.hook.register_blueprints(host=host, app=quart)
+
+    @quart.before_serving
+    async def _startup() -> None:
+        await lifecycle.startup(host)
+
+    @quart.after_serving
+    async def _shutdown() -> None:
+        await lifecycle.shutdown(host)
+
+    # Lifespan events reach Quart only while ASGIApp's own on_startup and
+    # on_shutdown are unset (DESIGN.md, traps).
+    app = TkrApp(host.sio, other_asgi_app=quart, socketio_path="socket.io")
+    app.host = host
+    app.quart = quart
+    return app

@@ -1,0 +1,107 @@
+"""HTTP routes of PROTOCOL.md: health, readiness, the plugin list, and history."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from quart import Blueprint, Quart, request
+
+from tkr_host.dispatch import validation_error
+from tkr_host.errors import HostError
+from tkr_host.handshake import bearer_token, peer_address
+from tkr_host.hookspecs import hookimpl
+from tkr_host.host import Host
+from tkr_host.namespaces.chat import History, read_history
+from tkr_host.plugins import call_first, list_plugins
+from tkr_host.types import Handshake, Principal, SecurityEvent
+
+log = logging.getLogger(__name__)
+
+STATUS = {"auth": 401, "permission": 403, "not_found": 404, "validation": 400, "rate_limit": 429, "store": 503, "conflict": 409}
+
+
+def error_response(error: HostError) -> tuple[dict[str, Any], int, dict[str, str]]:
+    headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else {}
+    return {"error": error.to_wire()}, STATUS.get(error.category, 500), headers
+
+
+async def http_principal(host: Host) -> Principal:
+    """Authenticate an HTTP request by its Bearer header, as a connect would be."""
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    peer = peer_address(request.scope, headers, host.settings.host.trusted_proxies)
+    handshake = Handshake(namespace="http", token=bearer_token(headers), headers=headers, peer=peer)
+    try:
+        principal: Principal | None = await call_first(host.pm.hook.authenticate, host=host, handshake=handshake)
+    except HostError as error:
+        await host.security_event(SecurityEvent("auth_failure", peer, namespace="http", detail=error.code))
+        raise
+    if principal is None:
+        raise HostError("auth.required" if handshake.token is None else "auth.invalid")
+    return principal
+
+
+def blueprint(host: Host) -> Blueprint:
+    routes = Blueprint("tkr_host_core", __name__)
+
+    @routes.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @routes.get("/readyz")
+    async def readyz() -> tuple[dict[str, Any], int]:
+        checks: dict[str, str] = {"plugins": "ok" if host.started else "starting", "store": "ok"}
+        try:
+            await host.store.ping()
+        except Exception as exc:  # the reason stays in the log
+            log.warning("readiness: store ping failed: %s", exc)
+            checks["store"] = "unavailable"
+        if host.draining:
+            checks["host"] = "draining"
+        ready = all(value == "ok" for value in checks.values())
+        return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+
+    @routes.get("/api/v1/plugins")
+    async def plugins() -> Any:
+        return [info.to_wire() for info in list_plugins(host.pm)]
+
+    @routes.get("/api/v1/sessions/<session_id>/messages")
+    async def session_messages(session_id: str) -> Any:
+        try:
+            principal = await http_principal(host)
+            query = {key: request.args[key] for key in ("before_seq", "limit") if key in request.args}
+            try:
+                params = History.model_validate({"session_id": session_id, **{k: int(v) for k, v in query.items()}})
+            except ValueError as exc:
+                if isinstance(exc, ValidationError):
+                    raise validation_error(exc) from None
+                raise HostError("validation.payload", message="`before_seq` and `limit` must be whole numbers.") from None
+            session = await host.store.get_session(params.session_id)
+            if session is None:
+                raise HostError("not_found.session")
+            if not session.has_member(principal.id):
+                raise HostError("permission.not_member")
+            return await read_history(host, session, params.before_seq, params.limit)
+        except HostError as error:
+            await host.report_error(error, {"namespace": "http", "event": request.path})
+            return error_response(error)
+
+    return routes
+
+
+@hookimpl(trylast=True)
+def register_blueprints(host: Host, app: Quart) -> None:
+    app.register_blueprint(blueprint(host))
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Any:
+        # Quart's own HTTP errors (404, 405) pass through; anything else is
+        # logged with a request id and answered without internal detail.
+        from werkzeug.exceptions import HTTPException
+
+        if isinstance(exc, HTTPException):
+            return exc
+        error = HostError("internal.error")
+        log.exception("HTTP %s failed [request_id=%s]", request.path, error.request_id)
+        return error_response(error)

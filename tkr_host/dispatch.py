@@ -1,0 +1,236 @@
+"""Socket.IO plumbing shared by every namespace: connect, disconnect, and the
+catch-all that answers every event exactly once.
+
+python-socketio sends no ack when a handler raises or when an event has no
+handler, so each namespace gets one ``"*"`` handler that checks the payload,
+finds the event's handler, and turns every outcome into ``{"ok": true, …}`` or
+``{"ok": false, "error": Error}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from pydantic import ValidationError
+
+from tkr_host.errors import HostError, failure, internal_error
+from tkr_host.handshake import build_handshake
+from tkr_host.host import Connection, Host
+from tkr_host.plugins import call_all, call_first, notify
+from tkr_host.types import Principal, SecurityEvent
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Host, Connection, dict[str, Any]], Awaitable[dict[str, Any]]]
+ConnectionHook = Callable[[Host, Connection], Awaitable[None]]
+
+#: Names Socket.IO clients reserve; a client event with one of them is refused.
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"})
+
+
+@dataclass
+class NamespaceSpec:
+    """What one namespace serves and who may connect to it."""
+
+    path: str
+    events: dict[str, EventHandler]
+    admits: Callable[[Principal], bool] = lambda principal: True
+    joined: ConnectionHook | None = None
+    left: ConnectionHook | None = None
+    refusal: str = "permission.namespace"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> HostError:
+    """A pydantic error as ``validation.payload``, naming each bad field but
+    never echoing the input back."""
+    fields = [
+        {"field": prefix + ".".join(str(part) for part in problem["loc"]), "problem": problem["msg"]} for problem in exc.errors()[:20]
+    ]
+    names = ", ".join(sorted({f["field"] or "(payload)" for f in fields}))
+    return HostError("validation.payload", message=f"Invalid fields: {names}.", details={"fields": fields})
+
+
+def payload_size(data: Any) -> int:
+    """The UTF-8 size of an event payload as JSON; raises TypeError for binary data."""
+    return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+class Dispatcher:
+    """Installs a NamespaceSpec's handlers on the host's Socket.IO server."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.inflight = 0
+
+    def install(self, spec: NamespaceSpec) -> None:
+        sio = self.host.sio
+        sio.on("connect", namespace=spec.path)(self._connect_handler(spec))
+        sio.on("disconnect", namespace=spec.path)(self._disconnect_handler(spec))
+        sio.on("*", namespace=spec.path)(self._event_handler(spec))
+
+    def refuse_other_namespaces(self) -> None:
+        """Refuse ``/`` and unknown namespaces with a real Error.
+
+        python-socketio refuses them with a bare string, which leaves the JS
+        client's ``err.message`` empty, so the server serves every namespace
+        (``namespaces="*"``) and this catch-all connect handler refuses the rest.
+        """
+
+        async def refuse(namespace: str, sid: str, *args: Any) -> None:
+            error = HostError("not_found.namespace", message=f"There is no namespace {namespace!r}.")
+            raise socketio.exceptions.ConnectionRefusedError(error.code, error.to_wire())
+
+        self.host.sio.on("connect", namespace="*")(refuse)
+
+    # --- connect ----------------------------------------------------------------
+
+    def _connect_handler(self, spec: NamespaceSpec) -> Callable[..., Awaitable[Any]]:
+        host = self.host
+
+        async def on_connect(sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> Any:
+            # A client *event* named "connect" reaches this handler too, with the
+            # client's arguments. Only the real connect carries the socket's environ.
+            if environ is not host.sio.get_environ(sid, spec.path):
+                return await self._reserved_event(spec, sid, "connect")
+            handshake = build_handshake(spec.path, environ, auth, host.settings.host.trusted_proxies)
+            try:
+                principal = await self._admit(spec, sid, handshake.peer, handshake)
+            except HostError as refusal:
+                await host.report_error(refusal, {"namespace": spec.path, "event": "connect", "sid": sid})
+                raise socketio.exceptions.ConnectionRefusedError(refusal.code, refusal.to_wire()) from None
+            except Exception:
+                unexpected = internal_error()
+                log.exception("connect to %s failed [request_id=%s]", spec.path, unexpected.request_id)
+                raise socketio.exceptions.ConnectionRefusedError(unexpected.code, unexpected.to_wire()) from None
+            log.debug("%s connected to %s as %s", sid, spec.path, principal.id)
+            return None
+
+        return on_connect
+
+    async def _admit(self, spec: NamespaceSpec, sid: str, peer: str, handshake: Any) -> Principal:
+        host = self.host
+        if host.draining:
+            raise HostError("protocol.shutting_down")
+        if host.rate_limiter is not None:
+            wait = await host.rate_limiter.hit("connect", peer)
+            if wait is not None:
+                await host.security_event(SecurityEvent("rate_limited", peer, sid=sid, namespace=spec.path, detail="connect"))
+                raise HostError("rate_limit.connect", message="Too many connects from this address.", retry_after=wait,
+                                hint=f"Wait {wait:.1f} s before reconnecting.")
+        try:
+            principal: Principal | None = await call_first(host.pm.hook.authenticate, host=host, handshake=handshake)
+        except HostError as error:
+            if error.category == "auth":
+                await host.security_event(SecurityEvent("auth_failure", peer, sid=sid, namespace=spec.path, detail=error.code))
+            raise
+        if principal is None:
+            if handshake.token is not None:
+                await host.security_event(SecurityEvent("auth_failure", peer, sid=sid, namespace=spec.path, detail="auth.invalid"))
+                raise HostError("auth.invalid", message="No authentication plugin accepted the credentials.")
+            if not host.settings.host.allow_anonymous:
+                raise HostError("auth.required")
+            principal = Principal(id=f"anonymous-{sid[:12]}", kind="user", name="anonymous")
+        if not spec.admits(principal):
+            await host.security_event(SecurityEvent("access_denied", peer, principal.id, sid, spec.path, "namespace"))
+            raise HostError(spec.refusal, message=f"A principal of kind {principal.kind!r} may not connect to {spec.path}.")
+        connection = Connection(sid=sid, namespace=spec.path, principal=principal, peer=peer)
+        host.connections[(spec.path, sid)] = connection
+        try:
+            await call_all(host.pm.hook.on_connect, host=host, principal=principal, sid=sid, namespace=spec.path, peer=peer)
+            if spec.joined is not None:
+                await spec.joined(host, connection)
+        except BaseException:
+            host.connections.pop((spec.path, sid), None)
+            raise
+        return principal
+
+    # --- disconnect -------------------------------------------------------------
+
+    def _disconnect_handler(self, spec: NamespaceSpec) -> Callable[..., Awaitable[Any]]:
+        host = self.host
+
+        async def on_disconnect(sid: str, *args: Any) -> Any:
+            # python-socketio marks a socket disconnected before it calls this for a
+            # real disconnect; a client *event* named "disconnect" finds it connected.
+            if host.sio.manager.is_connected(sid, spec.path):
+                return await self._reserved_event(spec, sid, "disconnect")
+            connection = host.connections.pop((spec.path, sid), None)
+            if connection is None:
+                return None
+            reason = str(args[0]) if args else "unknown"
+            if spec.left is not None:
+                try:
+                    await spec.left(host, connection)
+                except Exception:
+                    log.exception("cleaning up %s in %s failed", sid, spec.path)
+            await notify(host.pm.hook.on_disconnect, host=host, principal=connection.principal, sid=sid, namespace=spec.path,
+                         reason=reason)
+            return None
+
+        return on_disconnect
+
+    async def _reserved_event(self, spec: NamespaceSpec, sid: str, event: str) -> dict[str, Any]:
+        connection = self.host.connection(sid, spec.path)
+        peer = connection.peer if connection else "unknown"
+        await self.host.security_event(SecurityEvent("reserved_event", peer, connection.principal.id if connection else None, sid,
+                                                     spec.path, event))
+        return failure(HostError("protocol.reserved_event", message=f"{event!r} is a reserved event name."))
+
+    # --- events -----------------------------------------------------------------
+
+    def _event_handler(self, spec: NamespaceSpec) -> Callable[..., Awaitable[Any]]:
+        async def on_event(event: str, sid: str, *args: Any) -> dict[str, Any]:
+            self.inflight += 1
+            try:
+                return await self._answer(spec, event, sid, args)
+            finally:
+                self.inflight -= 1
+
+        return on_event
+
+    async def _answer(self, spec: NamespaceSpec, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        host = self.host
+        connection = host.connection(sid, spec.path)
+        context = {"namespace": spec.path, "event": event, "sid": sid, "principal_id": connection.principal.id if connection else None}
+        try:
+            if event in RESERVED_EVENTS:
+                return await self._reserved_event(spec, sid, event)
+            if connection is None:
+                raise HostError("protocol.not_connected", message="This socket is not connected to the namespace.")
+            data = self._check_payload(args)
+            handler = spec.events.get(event)
+            if handler is None:
+                raise HostError("validation.unknown_event", message=f"{spec.path} has no event {event[:100]!r}.",
+                                details={"events": sorted(spec.events)})
+            result = await handler(host, connection, data)
+            return {"ok": True, **result}
+        except HostError as refusal:
+            error = refusal
+        except ValidationError as exc:
+            error = validation_error(exc)
+        except Exception:
+            error = internal_error()
+            log.exception("%s %s failed [request_id=%s]", spec.path, event, error.request_id)
+        await host.report_error(error, context)
+        return failure(error)
+
+    def _check_payload(self, args: tuple[Any, ...]) -> dict[str, Any]:
+        if len(args) != 1 or not isinstance(args[0], dict):
+            raise HostError("validation.not_object", message="The event must carry exactly one JSON object.")
+        data: dict[str, Any] = args[0]
+        try:
+            size = payload_size(data)
+        except (TypeError, ValueError, RecursionError):
+            # bytes (binary attachments), NaN, or nesting deeper than json can walk
+            raise HostError("validation.not_object", message="The payload must be plain JSON (no binary attachments).") from None
+        limit = self.host.settings.host.max_payload_bytes
+        if size > limit:
+            raise HostError("validation.too_large", message=f"The payload is {size} bytes; at most {limit} are allowed.",
+                            details={"size": size, "limit": limit})
+        return data

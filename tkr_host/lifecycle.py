@@ -1,0 +1,67 @@
+"""Start-up, drain and shutdown of a host."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from tkr_host.errors import HostError
+from tkr_host.host import Host
+from tkr_host.plugins import call_all, notify
+from tkr_host.types import MessageType
+
+log = logging.getLogger(__name__)
+
+
+async def startup(host: Host) -> None:
+    """Build the store, message types and limiter, then start the plugins."""
+    pm = host.pm
+    store = pm.hook.message_store(host=host)
+    if store is None:
+        raise RuntimeError("no plugin provides a message store: install tkr-store-peewee or another store plugin")
+    host.store = store
+    await store.start()
+    types: dict[str, MessageType] = {}
+    # pluggy returns the last-registered plugin's list first; apply in
+    # registration order so that a later plugin replaces an earlier type.
+    for offered in reversed(pm.hook.register_message_types(host=host)):
+        for message_type in offered or []:
+            types[message_type.name] = message_type
+    host.message_types = types
+    host.rate_limiter = pm.hook.rate_limiter(host=host)
+    await call_all(pm.hook.host_startup, host=host)
+    host.started = True
+    log.info("tkr-host started with message types %s", ", ".join(sorted(types)) or "none")
+
+
+async def drain(host: Host) -> None:
+    """Stop taking connections, let in-flight acks finish, then close every socket."""
+    host.draining = True
+    deadline = time.monotonic() + host.settings.host.drain_timeout_s
+    # Polling keeps the hot path free of drain bookkeeping.
+    while host.dispatcher.inflight and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    if host.dispatcher.inflight:
+        log.warning("drain: %d events still in flight after %.1f s", host.dispatcher.inflight, host.settings.host.drain_timeout_s)
+    error = HostError("protocol.shutting_down").to_wire()
+    for (namespace, sid) in list(host.connections):
+        try:
+            await host.sio.emit("error", error, to=sid, namespace=namespace)
+            await host.sio.disconnect(sid, namespace=namespace)
+        except Exception:
+            log.exception("drain: disconnecting %s failed", sid)
+
+
+async def shutdown(host: Host) -> None:
+    """Drain if nobody did, stop the plugins, close the store."""
+    if not host.draining:
+        await drain(host)
+    await notify(host.pm.hook.host_shutdown, host=host)
+    for task in list(host.tasks):
+        task.cancel()
+    if host.tasks:
+        await asyncio.gather(*host.tasks, return_exceptions=True)
+    if host.started:
+        await host.store.close()
+    host.started = False

@@ -1,0 +1,210 @@
+"""``/chat``: sessions, messages, receipts and presence (PROTOCOL.md).
+
+Each handler takes the validated connection and the payload object, and
+returns the ack's fields; errors are raised as HostError and answered by the
+dispatcher.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tkr_host.dispatch import NamespaceSpec
+from tkr_host.errors import HostError
+from tkr_host.host import Connection, Host
+from tkr_host.pipeline import member_session, send_message
+from tkr_host.rooms import principal_room, session_room
+from tkr_host.types import Member, ReceiptStatus, Session
+
+MAX_HISTORY = 200
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class CreateSession(Request):
+    title: str = Field(default="", max_length=200)
+    agents: list[str] = Field(default_factory=list, max_length=50)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Empty(Request):
+    pass
+
+
+class JoinSession(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+    since_seq: int | None = Field(default=None, ge=0)
+
+
+class SessionRef(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+
+
+class Invite(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+    member: Member
+
+
+class History(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+    before_seq: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=50, ge=1, le=MAX_HISTORY)
+
+
+class Receipt(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=1)
+    status: ReceiptStatus
+
+
+async def create_session(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = CreateSession.model_validate(data)
+    if host.rate_limiter is not None:
+        wait = await host.rate_limiter.hit("session", conn.principal.id)
+        if wait is not None:
+            raise HostError("rate_limit.sessions", message="Too many new sessions.", retry_after=wait)
+    agents = [Member(id=agent_id, kind="agent") for agent_id in dict.fromkeys(request.agents) if agent_id != conn.principal.id]
+    session = await host.store_call(
+        lambda: host.store.create_session(request.title, conn.principal.member(), agents, request.metadata)
+    )
+    # The creating socket follows its new session at once, as if it had joined.
+    await _enter(host, conn, session)
+    return {"session": session.to_wire()}
+
+
+async def list_sessions(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    Empty.model_validate(data)
+    sessions = await host.store.list_sessions(conn.principal.id)
+    return {"sessions": [session.to_wire() for session in sessions]}
+
+
+async def join_session(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = JoinSession.model_validate(data)
+    session = await member_session(host, conn, request.session_id)
+    # Enter the room before reading, so nothing stored in between is missed;
+    # a message that arrives both ways is dropped by its seq on the client.
+    await _enter(host, conn, session)
+    truncated = False
+    if request.since_seq is None:
+        messages = await host.store.messages_before(session.id, None, host.settings.host.history_limit)
+    else:
+        limit = host.settings.host.resume_limit
+        messages = await host.store.messages_after(session.id, request.since_seq, limit + 1)
+        truncated = len(messages) > limit
+        messages = messages[:limit]
+    fresh = await host.store.get_session(session.id) or session
+    return {
+        "session": fresh.to_wire(),
+        "messages": [message.to_wire() for message in messages],
+        "truncated": truncated,
+        "streams": host.streams_of(session.id),
+    }
+
+
+async def leave_session(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = SessionRef.model_validate(data)
+    if request.session_id in conn.sessions:
+        await _leave(host, conn, request.session_id)
+    return {}
+
+
+async def invite(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = Invite.model_validate(data)
+    session = await member_session(host, conn, request.session_id)
+    if session.created_by != conn.principal.id:
+        raise HostError("permission.invite")
+    session = await host.store_call(lambda: host.store.add_member(session.id, request.member))
+    return {"session": session.to_wire()}
+
+
+async def history(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = History.model_validate(data)
+    session = await member_session(host, conn, request.session_id)
+    return await read_history(host, session, request.before_seq, request.limit)
+
+
+async def read_history(host: Host, session: Session, before_seq: int | None, limit: int) -> dict[str, Any]:
+    """``{messages, has_more}``: the ``limit`` messages before ``before_seq``, oldest first."""
+    messages = await host.store.messages_before(session.id, before_seq, limit + 1)
+    has_more = len(messages) > limit
+    if has_more:
+        messages = messages[1:]
+    return {"messages": [message.to_wire() for message in messages], "has_more": has_more}
+
+
+async def receipt(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = Receipt.model_validate(data)
+    session = await member_session(host, conn, request.session_id)
+    message = await host.store.message_at(session.id, request.seq)
+    if message is None:
+        raise HostError("not_found.message", message=f"Session has no message with seq {request.seq}.")
+    await host.store_call(lambda: host.store.record_receipt(session.id, request.seq, conn.principal.id, request.status))
+    await host.sio.emit(
+        "receipt",
+        {"session_id": session.id, "message_id": message.id, "seq": message.seq, "status": request.status, "by": conn.principal.id},
+        room=principal_room(message.sender.id),
+        namespace="/chat",
+    )
+    return {}
+
+
+# --- rooms and presence ------------------------------------------------------
+
+
+async def _enter(host: Host, conn: Connection, session: Session) -> None:
+    await host.sio.enter_room(conn.sid, session_room(session.id), namespace="/chat")
+    conn.sessions.add(session.id)
+    member = conn.principal.member()
+    if host.presence.arrive(session.id, member, conn.sid):
+        await _presence(host, session.id, member, "online", skip_sid=conn.sid)
+
+
+async def _leave(host: Host, conn: Connection, session_id: str) -> None:
+    conn.sessions.discard(session_id)
+    await host.sio.leave_room(conn.sid, session_room(session_id), namespace="/chat")
+    if host.presence.depart(session_id, conn.principal.id, conn.sid):
+        await _presence(host, session_id, conn.principal.member(), "offline")
+
+
+async def _presence(host: Host, session_id: str, member: Member, state: str, skip_sid: str | None = None) -> None:
+    await host.sio.emit(
+        "presence",
+        {"session_id": session_id, "member": member.model_dump(), "state": state},
+        room=session_room(session_id),
+        skip_sid=skip_sid,
+        namespace="/chat",
+    )
+
+
+async def joined(host: Host, conn: Connection) -> None:
+    await host.sio.enter_room(conn.sid, principal_room(conn.principal.id), namespace="/chat")
+
+
+async def left(host: Host, conn: Connection) -> None:
+    # python-socketio empties the rooms itself; presence is ours to clean.
+    for session_id in list(conn.sessions):
+        conn.sessions.discard(session_id)
+        if host.presence.depart(session_id, conn.principal.id, conn.sid):
+            await _presence(host, session_id, conn.principal.member(), "offline")
+
+
+def namespace() -> NamespaceSpec:
+    return NamespaceSpec(
+        path="/chat",
+        events={
+            "session:create": create_session,
+            "session:list": list_sessions,
+            "session:join": join_session,
+            "session:leave": leave_session,
+            "session:invite": invite,
+            "message:send": send_message,
+            "message:history": history,
+            "message:receipt": receipt,
+        },
+        joined=joined,
+        left=left,
+    )

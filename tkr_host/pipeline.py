@@ -1,0 +1,138 @@
+"""The path of one message: validate → rate → type handler → store → deliver → ack.
+
+Used by ``message:send`` on ``/chat`` and ``/agents`` and by streamed replies.
+The host acks only after the store has the message, so an acked message is
+never lost; a refused one is simply sent again by the client with the same
+``client_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tkr_host.dispatch import validation_error
+from tkr_host.errors import HostError
+from tkr_host.host import Connection, Host
+from tkr_host.plugins import call_all, notify
+from tkr_host.rooms import agent_room, session_room
+from tkr_host.types import AppendResult, Message, MessageContext, MessageDraft, SecurityEvent, Session
+
+log = logging.getLogger(__name__)
+
+TYPE_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+
+
+class SendRequest(BaseModel):
+    """The ``message:send`` payload."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    session_id: str = Field(min_length=1, max_length=64)
+    client_id: str = Field(min_length=1, max_length=64)
+    type: str = Field(pattern=TYPE_NAME_PATTERN)
+    payload: dict[str, Any]
+    to: str | None = Field(default=None, min_length=1, max_length=200)
+    in_reply_to: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+async def member_session(host: Host, connection: Connection, session_id: Any) -> Session:
+    """The session, when it exists and the connection's principal is a member."""
+    if not isinstance(session_id, str) or not session_id:
+        raise HostError("validation.payload", message="`session_id` must be a non-empty string.",
+                        details={"fields": [{"field": "session_id", "problem": "required string"}]})
+    session = await host.store.get_session(session_id)
+    if session is None:
+        raise HostError("not_found.session", message=f"There is no session {session_id[:64]!r}.")
+    if not session.has_member(connection.principal.id):
+        await host.security_event(SecurityEvent("access_denied", connection.peer, connection.principal.id, connection.sid,
+                                                connection.namespace, f"session {session_id[:64]}"))
+        raise HostError("permission.not_member")
+    return session
+
+
+async def send_message(host: Host, connection: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    """``message:send``: store the message once, deliver it, and answer the ack."""
+    request = SendRequest.model_validate(data)
+    session = await member_session(host, connection, request.session_id)
+    sender = connection.principal
+
+    message_type = host.message_types.get(request.type)
+    if message_type is None:
+        raise HostError("validation.unknown_type", message=f"No plugin provides the message type {request.type!r}.",
+                        details={"types": sorted(host.message_types)})
+
+    # A resend of a stored message is answered from the store, before limits apply.
+    existing = await host.store.find_message(session.id, sender.id, request.client_id)
+    if existing is not None:
+        return _ack(existing, duplicate=True)
+
+    try:
+        payload = message_type.payload_model.model_validate(request.payload)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix="payload.") from None
+    if request.to is not None and request.to not in session.agent_ids():
+        raise HostError("validation.recipient", message=f"{request.to[:64]!r} is not an agent of this session.")
+    if request.in_reply_to is not None:
+        replied = await host.store.get_message(request.in_reply_to)
+        if replied is None or replied.session_id != session.id:
+            raise HostError("not_found.message", message="`in_reply_to` names no message of this session.")
+
+    if host.rate_limiter is not None:
+        wait = await host.rate_limiter.hit("message", sender.id)
+        if wait is not None:
+            await host.security_event(SecurityEvent("rate_limited", connection.peer, sender.id, connection.sid, connection.namespace,
+                                                    "message"))
+            raise HostError("rate_limit.exceeded", message="Too many messages.", retry_after=wait,
+                            hint=f"Wait {wait:.1f} s, then send again; queued messages are kept.")
+
+    draft = MessageDraft(
+        session_id=session.id,
+        type=request.type,
+        sender=sender.member(),
+        payload=payload.model_dump(mode="json", exclude_none=True),
+        client_id=request.client_id,
+        to=request.to,
+        in_reply_to=request.in_reply_to,
+    )
+    ctx = MessageContext(host=host, principal=sender, session=session, namespace=connection.namespace)
+    if draft.to is not None:
+        ctx.deliver_to.add(draft.to)
+    await message_type.handle(ctx, draft)
+    result = await store_and_deliver(host, draft, ctx, skip_sid=connection.sid if connection.namespace == "/chat" else None)
+    return _ack(result.message, duplicate=result.duplicate)
+
+
+async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext, skip_sid: str | None = None) -> AppendResult:
+    """Store ``draft`` and emit it, in ``seq`` order, to the session and its agents."""
+    await call_all(host.pm.hook.before_store, host=host, draft=draft, principal=ctx.principal)
+    async with host.sequencer.hold(draft.session_id):
+        result = await host.store_call(lambda: host.store.append_message(draft, sorted(ctx.deliver_to)))
+        if result.duplicate:
+            return result
+        await deliver(host, result.message, sorted(ctx.deliver_to), skip_sid)
+    await notify(host.pm.hook.after_store, host=host, message=result.message)
+    for side_effect in ctx.after_store:
+        try:
+            await side_effect(result.message)
+        except Exception:
+            log.exception("a side effect of message %s failed", result.message.id)
+    return result
+
+
+async def deliver(host: Host, message: Message, agent_ids: list[str], skip_sid: str | None) -> None:
+    """Emit a stored message. A failed broadcast is logged, not raised: the
+    message is stored, and clients catch up through ``since_seq``."""
+    wire = message.to_wire()
+    try:
+        await host.sio.emit("message", wire, room=session_room(message.session_id), skip_sid=skip_sid, namespace="/chat")
+        for agent_id in agent_ids:
+            await host.sio.emit("message", wire, room=agent_room(agent_id), namespace="/agents")
+    except Exception:
+        log.exception("broadcast of message %s (seq %s) failed; clients will fetch it by seq", message.id, message.seq)
+
+
+def _ack(message: Message, duplicate: bool) -> dict[str, Any]:
+    return {"message": {"id": message.id, "seq": message.seq, "ts": message.ts}, "duplicate": duplicate}

@@ -1,0 +1,23 @@
+"""Room names, in one place so that every emit and join agrees on them."""
+
+from __future__ import annotations
+
+
+def session_room(session_id: str) -> str:
+    """The /chat sockets that joined a session."""
+    return f"session:{session_id}"
+
+
+def principal_room(principal_id: str) -> str:
+    """Every /chat socket of one principal (receipts go there)."""
+    return f"principal:{principal_id}"
+
+
+def agent_room(agent_id: str) -> str:
+    """Every /agents socket of one agent."""
+    return f"agent:{agent_id}"
+
+
+def task_room(task_id: str) -> str:
+    """The /tasks sockets subscribed to a task."""
+    return f"task:{task_id}"

@@ -1,0 +1,53 @@
+"""Agent replies being streamed: what ``session:join`` reports in ``streams``.
+
+Chunks are kept in memory only while a stream is open (they are forwarded
+without waiting on the database); the whole reply is stored once at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tkr_host.types import Member
+
+
+@dataclass
+class OpenStream:
+    message_id: str
+    session_id: str
+    sender: Member
+    sid: str
+    in_reply_to: str | None = None
+    chunks: list[str] = field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "sender": self.sender.model_dump(),
+            "index": len(self.chunks) - 1,
+            "text": "".join(self.chunks),
+        }
+
+
+class StreamRegistry:
+    def __init__(self) -> None:
+        self._open: dict[str, OpenStream] = {}
+
+    def open(self, stream: OpenStream) -> None:
+        self._open[stream.message_id] = stream
+
+    def get(self, message_id: str) -> OpenStream | None:
+        return self._open.get(message_id)
+
+    def close(self, message_id: str) -> OpenStream | None:
+        return self._open.pop(message_id, None)
+
+    def of_session(self, session_id: str) -> list[dict[str, Any]]:
+        return [stream.to_wire() for stream in self._open.values() if stream.session_id == session_id]
+
+    def of_socket(self, sid: str) -> list[OpenStream]:
+        return [stream for stream in self._open.values() if stream.sid == sid]
+
+    def __len__(self) -> int:
+        return len(self._open)
