@@ -117,7 +117,7 @@ def test_a_table_for_a_disabled_plugin_is_ignored(tmp_path):
 
 
 def test_the_example_config_file_is_valid(monkeypatch):
-    monkeypatch.setenv("TKR_JWT_SECRET", "not-a-real-secret")
+    monkeypatch.setenv("TKR_JWT_SECRET", "n" * 48)
     settings = load_settings("config.example.toml")
     validated = validate_plugin_tables(make_plugin_manager(settings), settings)
     assert settings.hypercorn["bind"] == ["127.0.0.1:8000"]

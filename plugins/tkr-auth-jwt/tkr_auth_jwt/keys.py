@@ -73,9 +73,7 @@ def load_secret(secret: str | None, secret_file: Path | None, algorithms: Sequen
         data = secret.encode()
         where = "secret"
     else:
-        raise KeyConfigError(
-            f"algorithms {', '.join(algorithms)} need a shared secret: set secret = \"env:TKR_JWT_SECRET\" or secret_file"
-        )
+        raise KeyConfigError(f'algorithms {", ".join(algorithms)} need a shared secret: set secret = "env:TKR_JWT_SECRET" or secret_file')
     if not data:
         raise KeyConfigError(f"{where} is empty")
     need = max(HMAC_MIN_BYTES[name] for name in algorithms)
@@ -150,8 +148,7 @@ def load_jwks(path: Path, algorithms: Sequence[str]) -> dict[str, jwt.PyJWK]:
             raise KeyConfigError(f"{here} is not a usable key: {exc}") from None
         if parsed.algorithm_name not in algorithms:
             raise KeyConfigError(
-                f"{here} is for {parsed.algorithm_name}, which is not in algorithms ({', '.join(algorithms)}); "
-                "add it there, or give the key the right alg"
+                f"{here} is for {parsed.algorithm_name}, which is not in algorithms ({', '.join(algorithms)}); add it there, or give the key the right alg"
             )
         check_public_key(parsed.key, parsed.algorithm_name, here)
         keys[kid] = parsed

@@ -54,8 +54,7 @@ def mint_token(
     secret = settings.keys.secret
     if algorithm is None or secret is None:
         raise MintError(
-            f"algorithms is {', '.join(settings.algorithms)}: this host holds only the public key and cannot sign; "
-            "mint tokens where the private key lives"
+            f"algorithms is {', '.join(settings.algorithms)}: this host holds only the public key and cannot sign; mint tokens where the private key lives"
         )
     if not sub or not sub.strip() or len(sub) > 200:
         raise MintError("sub must be a non-empty id of at most 200 characters")

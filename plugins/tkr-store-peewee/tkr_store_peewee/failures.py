@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs; the root mypy override lacks it
 from peewee import InterfaceError, OperationalError
 
 from tkr_host import HostError
@@ -77,6 +77,16 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(error, OperationalError | InterfaceError) and (
             text.startswith(_SQLITE_TRANSIENT) or any(part in text for part in _POOL_TRANSIENT)
         ):
+            return True
+    return False
+
+
+def is_foreign_key_violation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a row that names a missing parent (a session, a message)."""
+    for error in _chain(exc):
+        if isinstance(error, asyncpg.ForeignKeyViolationError):
+            return True
+        if isinstance(error, sqlite3.IntegrityError) and "foreign key" in str(error).lower():
             return True
     return False
 

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from peewee import (
+    SQL,
     AutoField,
     BigIntegerField,
     BooleanField,
     CharField,
-    SQL,
     Model,
     TextField,
 )
@@ -82,7 +82,7 @@ def _initial(migrator: Any, db: Any) -> None:
         class Meta:
             table_name = "members"
             indexes = ((("session_id", "member_id"), True),)
-            constraints = [_fk("session_id", "sessions", "id")]
+            constraints = (_fk("session_id", "sessions", "id"),)
 
     class Messages(Base):
         id = CharField(max_length=64, primary_key=True)
@@ -106,7 +106,7 @@ def _initial(migrator: Any, db: Any) -> None:
                 (("session_id", "seq"), True),
                 (("session_id", "sender_id", "client_id"), True),
             )
-            constraints = [_fk("session_id", "sessions", "id")]
+            constraints = (_fk("session_id", "sessions", "id"),)
 
     class Receipts(Base):
         pk = AutoField()
@@ -120,7 +120,7 @@ def _initial(migrator: Any, db: Any) -> None:
         class Meta:
             table_name = "receipts"
             indexes = ((("message_id", "member_id", "status"), True),)
-            constraints = [_fk("message_id", "messages", "id")]
+            constraints = (_fk("message_id", "messages", "id"),)
 
     class Deliveries(Base):
         pk = AutoField()
@@ -137,7 +137,7 @@ def _initial(migrator: Any, db: Any) -> None:
                 (("agent_id", "message_id"), True),
                 (("agent_id", "acked", "pk"), False),
             )
-            constraints = [_fk("message_id", "messages", "id")]
+            constraints = (_fk("message_id", "messages", "id"),)
 
     class Contexts(Base):
         pk = AutoField()
@@ -153,7 +153,7 @@ def _initial(migrator: Any, db: Any) -> None:
         class Meta:
             table_name = "contexts"
             indexes = ((("session_id", "context_id"), True),)
-            constraints = [_fk("session_id", "sessions", "id")]
+            constraints = (_fk("session_id", "sessions", "id"),)
 
     class Tasks(Base):
         task_id = TextField(primary_key=True)
@@ -163,9 +163,12 @@ def _initial(migrator: Any, db: Any) -> None:
 
         class Meta:
             table_name = "tasks"
-            constraints = [_fk("session_id", "sessions", "id")]
+            constraints = (_fk("session_id", "sessions", "id"),)
 
-    db.create_tables([Sessions, Members, Messages, Receipts, Deliveries, Contexts, Tasks])
+    # One by one, parents first: create_tables() sorts by model name, as it
+    # only follows ForeignKeyField and cannot see the SQL constraints.
+    for model in (Sessions, Members, Messages, Receipts, Deliveries, Contexts, Tasks):
+        model.create_table()
 
 
 def _fk(column: str, table: str, target: str) -> Any:
@@ -181,7 +184,7 @@ def _fk(column: str, table: str, target: str) -> Any:
 STEPS: tuple[Step, ...] = (Step("0001_initial", _initial),)
 
 
-class _StepMigration(Migration):  # type: ignore[misc]
+class _StepMigration(Migration):
     """A runner entry whose ``path`` field carries the :class:`Step` itself.
 
     The runner only needs ``path`` to be set and ``load()`` to return an object
@@ -195,7 +198,7 @@ class _StepMigration(Migration):  # type: ignore[misc]
         return step
 
 
-class StepRunner(Runner):  # type: ignore[misc]
+class StepRunner(Runner):
     """``playhouse.migrations.Runner`` over an in-code list of steps."""
 
     def __init__(self, db: Any, steps: Sequence[Step]) -> None:

@@ -1,0 +1,222 @@
+"""The verifier on its own: which tokens become principals, and how the rest are refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tkr_auth_jwt.settings import JwtSettings
+from tkr_auth_jwt.verify import MAX_TOKEN_CHARS, verify_token
+
+from tkr_host import HostError, Principal
+
+Claims = Callable[..., dict[str, Any]]
+Encode = Callable[..., str]
+
+
+def refusal(settings: JwtSettings, token: str) -> dict[str, Any]:
+    """The Error a client would see for ``token``."""
+    with pytest.raises(HostError) as caught:
+        verify_token(settings, token)
+    error = caught.value.to_wire()
+    # Nothing of PyJWT's own wording (which can echo claims or keys) reaches the client.
+    for leak in ("Signature verification failed", "Traceback", "jwt.", "Error(", "keyset", "payload"):
+        assert leak not in error["message"]
+        assert leak not in error["hint"]
+    return error
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hand_signed_hs256(body: dict[str, Any], key: bytes, header: dict[str, Any] | None = None) -> str:
+    """An HS256 token made without PyJWT, which refuses PEM keys as HMAC secrets."""
+    signing_input = b64(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(body).encode())
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(signature)
+
+
+# --- HS256 ---------------------------------------------------------------------
+
+
+def test_a_good_hs256_token_names_its_principal(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    principal = verify_token(hs_settings(), encode(claims(), secret, "HS256"))
+    assert principal == Principal(id="alice", kind="agent", name="Alice", roles=("admin",))
+
+
+def test_kind_defaults_to_user_and_name_and_roles_to_empty(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    principal = verify_token(hs_settings(), encode(claims(kind=None, name=None, roles=None), secret, "HS256"))
+    assert (principal.kind, principal.name, principal.roles) == ("user", "", ())
+
+
+def test_an_expired_token_is_auth_expired(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    now = int(time.time())
+    error = refusal(hs_settings(), encode(claims(iat=now - 7200, exp=now - 3600), secret, "HS256"))
+    assert error["code"] == "auth.expired"
+    assert error["hint"]
+
+
+def test_leeway_forgives_a_little_clock_skew_and_no_more(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    now = int(time.time())
+    just_expired = encode(claims(iat=now - 600, exp=now - 10), secret, "HS256")
+    assert verify_token(hs_settings(leeway_s=30), just_expired).id == "alice"
+    assert refusal(hs_settings(leeway_s=0), just_expired)["code"] == "auth.expired"
+    almost_valid = encode(claims(nbf=now + 10), secret, "HS256")
+    assert verify_token(hs_settings(leeway_s=30), almost_valid).id == "alice"
+    assert refusal(hs_settings(leeway_s=0), almost_valid)["details"] == {"reason": "not_yet_valid"}
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_a_token_from_the_future_is_not_valid_yet(claim: str, hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    error = refusal(hs_settings(), encode(claims(**{claim: int(time.time()) + 600}), secret, "HS256"))
+    assert error["code"] == "auth.invalid"
+    assert error["details"] == {"reason": "not_yet_valid"}
+    assert "not valid yet" in error["message"]
+
+
+def test_a_token_signed_with_another_secret_is_refused(hs_settings: Callable[..., JwtSettings], claims: Claims, encode: Encode) -> None:
+    error = refusal(hs_settings(), encode(claims(), "another-secret-that-is-long-enough-for-hs256", "HS256"))
+    assert (error["code"], error["details"]) == ("auth.invalid", {"reason": "signature"})
+
+
+def test_a_tampered_token_is_refused(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    header, _, signature = encode(claims(kind="user"), secret, "HS256").split(".")
+    forged_body = b64(json.dumps(claims(kind="service")).encode())
+    error = refusal(hs_settings(), f"{header}.{forged_body}.{signature}")
+    assert error["details"] == {"reason": "signature"}
+
+
+@pytest.mark.parametrize("claim", ["exp", "sub"])
+def test_a_token_without_a_required_claim_is_refused(claim: str, hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    error = refusal(hs_settings(), encode(claims(**{claim: None}), secret, "HS256"))
+    assert (error["code"], error["details"]) == ("auth.invalid", {"reason": "missing_claim"})
+    assert f"`{claim}`" in error["message"]
+
+
+def test_an_unsigned_alg_none_token_is_refused(hs_settings: Callable[..., JwtSettings], claims: Claims, encode: Encode) -> None:
+    error = refusal(hs_settings(), encode(claims(), None, "none"))
+    assert (error["code"], error["details"]) == ("auth.invalid", {"reason": "algorithm"})
+
+
+def test_an_algorithm_that_is_not_configured_is_refused(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    long_secret = secret * 2  # long enough for HS512 as well
+    token = encode(claims(), long_secret, "HS512")
+    assert verify_token(hs_settings(secret=long_secret, algorithms=["HS512"]), token).id == "alice"
+    assert refusal(hs_settings(secret=long_secret), token)["details"] == {"reason": "algorithm"}
+
+
+# --- malformed and odd claims ------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "", "....", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln"])
+def test_garbage_is_auth_invalid(token: str, hs_settings: Callable[..., JwtSettings]) -> None:
+    error = refusal(hs_settings(), token)
+    assert error["code"] == "auth.invalid"
+    assert error["message"] and error["hint"]
+
+
+def test_a_huge_token_is_refused_before_parsing(hs_settings: Callable[..., JwtSettings]) -> None:
+    error = refusal(hs_settings(), "x" * (MAX_TOKEN_CHARS + 1))
+    assert error["details"] == {"reason": "too_long"}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"kind": "admin"}, {"kind": ["user"]}, {"name": 7}, {"roles": "admin"}, {"roles": ["ok", 1]}, {"sub": "   "}, {"sub": "x" * 201}, {"sub": 42}],
+)
+def test_claims_that_do_not_make_a_principal_are_refused(changes: dict[str, Any], hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims) -> None:
+    # Hand-signed, because PyJWT itself refuses to encode a non-string sub.
+    error = refusal(hs_settings(), hand_signed_hs256(claims(**changes), secret.encode()))
+    assert error["code"] == "auth.invalid"
+    assert error["details"]["reason"] in {"claims", "invalid"}
+
+
+def test_exp_that_is_not_a_number_is_refused(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims) -> None:
+    error = refusal(hs_settings(), hand_signed_hs256(claims(exp="tomorrow"), secret.encode()))
+    assert error["code"] == "auth.invalid"
+
+
+# --- issuer, audience ------------------------------------------------------------------
+
+
+def test_issuer_and_audience_are_checked_when_configured(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode) -> None:
+    settings = hs_settings(issuer="https://id.example", audience="tkr")
+    assert verify_token(settings, encode(claims(iss="https://id.example", aud="tkr"), secret, "HS256")).id == "alice"
+    assert verify_token(settings, encode(claims(iss="https://id.example", aud=["other", "tkr"]), secret, "HS256")).id == "alice"
+    assert refusal(settings, encode(claims(iss="https://evil.example", aud="tkr"), secret, "HS256"))["details"] == {"reason": "issuer"}
+    assert refusal(settings, encode(claims(iss="https://id.example", aud="other"), secret, "HS256"))["details"] == {"reason": "audience"}
+    assert refusal(settings, encode(claims(aud="tkr"), secret, "HS256"))["details"] == {"reason": "missing_claim"}
+    assert refusal(settings, encode(claims(iss="https://id.example"), secret, "HS256"))["details"] == {"reason": "missing_claim"}
+
+
+def test_a_token_for_some_audience_is_refused_when_none_is_configured(
+    hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims, encode: Encode
+) -> None:
+    # A token meant for another service must not open this one.
+    assert refusal(hs_settings(), encode(claims(aud="billing"), secret, "HS256"))["details"] == {"reason": "audience"}
+
+
+# --- asymmetric keys ---------------------------------------------------------------------
+
+
+def test_rs256_with_a_public_key_file(rsa_key: Any, rsa_key_2: Any, claims: Claims, encode: Encode) -> None:
+    settings = JwtSettings(algorithms=["RS256"], public_key_file=rsa_key.public_file)
+    assert verify_token(settings, encode(claims(), rsa_key.private, "RS256")).id == "alice"
+    assert refusal(settings, encode(claims(), rsa_key_2.private, "RS256"))["details"] == {"reason": "signature"}
+
+
+def test_es256_with_a_public_key_file(ec_key: Any, claims: Claims, encode: Encode) -> None:
+    settings = JwtSettings(algorithms=["ES256"], public_key_file=ec_key.public_file)
+    assert verify_token(settings, encode(claims(), ec_key.private, "ES256")) == Principal(id="alice", kind="agent", name="Alice", roles=("admin",))
+
+
+def test_algorithm_confusion_hs256_signed_with_the_public_key_is_refused(rsa_key: Any, claims: Claims) -> None:
+    settings = JwtSettings(algorithms=["RS256"], public_key_file=rsa_key.public_file)
+    forged = hand_signed_hs256(claims(), rsa_key.public_pem)
+    error = refusal(settings, forged)
+    assert (error["code"], error["details"]) == ("auth.invalid", {"reason": "algorithm"})
+
+
+def test_a_ps256_token_is_refused_when_only_rs256_is_configured(rsa_key: Any, claims: Claims, encode: Encode) -> None:
+    settings = JwtSettings(algorithms=["RS256"], public_key_file=rsa_key.public_file)
+    assert refusal(settings, encode(claims(), rsa_key.private, "PS256"))["details"] == {"reason": "algorithm"}
+
+
+# --- JWKS ------------------------------------------------------------------------------------
+
+
+def test_jwks_picks_the_key_by_kid(rsa_key: Any, rsa_key_2: Any, ec_key: Any, write_jwks: Callable[..., Any], claims: Claims, encode: Encode) -> None:
+    jwks = write_jwks({"k1": rsa_key, "k2": rsa_key_2, "e1": ec_key})
+    settings = JwtSettings(algorithms=["RS256", "ES256"], jwks_file=jwks)
+    assert verify_token(settings, encode(claims(sub="one"), rsa_key.private, "RS256", kid="k1")).id == "one"
+    assert verify_token(settings, encode(claims(sub="two"), rsa_key_2.private, "RS256", kid="k2")).id == "two"
+    assert verify_token(settings, encode(claims(sub="ec"), ec_key.private, "ES256", kid="e1")).id == "ec"
+
+
+def test_jwks_refuses_an_unknown_or_missing_kid(rsa_key: Any, write_jwks: Callable[..., Any], claims: Claims, encode: Encode) -> None:
+    settings = JwtSettings(algorithms=["RS256"], jwks_file=write_jwks({"k1": rsa_key}))
+    assert refusal(settings, encode(claims(), rsa_key.private, "RS256", kid="k9"))["details"] == {"reason": "unknown_key"}
+    assert refusal(settings, encode(claims(), rsa_key.private, "RS256"))["details"] == {"reason": "unknown_key"}
+    assert refusal(settings, "garbage")["details"] == {"reason": "malformed"}
+
+
+def test_jwks_refuses_a_token_signed_by_another_key_under_a_known_kid(
+    rsa_key: Any, rsa_key_2: Any, write_jwks: Callable[..., Any], claims: Claims, encode: Encode
+) -> None:
+    settings = JwtSettings(algorithms=["RS256"], jwks_file=write_jwks({"k1": rsa_key, "k2": rsa_key_2}))
+    assert refusal(settings, encode(claims(), rsa_key_2.private, "RS256", kid="k1"))["details"] == {"reason": "signature"}
+
+
+def test_jwks_key_verifies_only_its_own_algorithm(rsa_key: Any, write_jwks: Callable[..., Any], claims: Claims, encode: Encode) -> None:
+    # k1 is published for RS256: a PS256 token under k1 is refused even though PS256 is configured.
+    settings = JwtSettings(algorithms=["RS256", "PS256"], jwks_file=write_jwks({"k1": rsa_key}))
+    assert refusal(settings, encode(claims(), rsa_key.private, "PS256", kid="k1"))["details"] == {"reason": "algorithm"}
+    forged = hand_signed_hs256(claims(), rsa_key.public_pem, header={"alg": "HS256", "kid": "k1"})
+    assert refusal(settings, forged)["details"] == {"reason": "algorithm"}

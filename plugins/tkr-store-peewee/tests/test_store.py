@@ -1,0 +1,420 @@
+"""PeeweeStore against a real database: the same suite on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import peewee
+import pytest
+
+from tkr_host import ContextRecord, HostError, Member, MessageDraft, Store
+from tkr_store_peewee import PeeweeStore, StoreSettings
+from tkr_store_peewee.models import DeliveryRow, ReceiptRow
+
+OpenStore = Callable[..., Awaitable[PeeweeStore]]
+
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+ALICE = Member(id="alice", kind="user")
+BOB = Member(id="bob", kind="user")
+ECHO = Member(id="echo", kind="agent")
+
+
+def draft(session_id: str, client_id: str | None = None, sender: Member = ALICE, text: str = "hi", **fields: Any) -> MessageDraft:
+    return MessageDraft(session_id=session_id, type="text", sender=sender, payload={"text": text}, client_id=client_id, **fields)
+
+
+async def new_session(store: PeeweeStore, *members: Member) -> str:
+    session = await store.create_session("room", ALICE, list(members), {})
+    return session.id
+
+
+def assert_released(store: PeeweeStore) -> None:
+    """The calling task holds no pooled connection (DESIGN.md: one long task per socket)."""
+    assert store.db.is_closed()
+
+
+# --- sessions and members ------------------------------------------------------
+
+
+async def test_store_satisfies_the_protocol(store: PeeweeStore) -> None:
+    assert isinstance(store, Store)
+
+
+async def test_create_session_makes_the_creator_a_member(store: PeeweeStore) -> None:
+    session = await store.create_session("Plans", ALICE, [ECHO, ALICE, BOB, ECHO], {"topic": "q3", "n": [1, 2]})
+    assert uuid.UUID(session.id).version == 4
+    assert TS.match(session.created_at)
+    assert [m.id for m in session.members] == ["alice", "echo", "bob"]
+    assert session.last_seq == 0
+
+    loaded = await store.get_session(session.id)
+    assert loaded == session
+    assert loaded is not None and loaded.agent_ids() == ["echo"]
+    assert await store.get_session(str(uuid.uuid4())) is None
+    assert_released(store)
+
+
+async def test_list_sessions_newest_first_and_only_mine(store: PeeweeStore) -> None:
+    first = await store.create_session("one", ALICE, [], {})
+    second = await store.create_session("two", BOB, [ALICE], {})
+    third = await store.create_session("three", BOB, [], {})
+
+    mine = await store.list_sessions("alice")
+    assert [s.id for s in mine] == [second.id, first.id]
+    assert [m.id for m in mine[0].members] == ["bob", "alice"]
+    assert [s.id for s in await store.list_sessions("bob")] == [third.id, second.id]
+    assert await store.list_sessions("nobody") == []
+    assert_released(store)
+
+
+async def test_add_member_keeps_join_order_and_is_idempotent(store: PeeweeStore) -> None:
+    session_id = await new_session(store)
+    await store.add_member(session_id, ECHO)
+    session = await store.add_member(session_id, BOB)
+    again = await store.add_member(session_id, ECHO)
+    assert [m.id for m in session.members] == ["alice", "echo", "bob"]
+    assert again.members == session.members
+
+    with pytest.raises(HostError) as caught:
+        await store.add_member(str(uuid.uuid4()), BOB)
+    assert caught.value.code == "not_found.session"
+    assert_released(store)
+
+
+# --- messages ------------------------------------------------------------------
+
+
+async def test_append_stores_the_message_with_the_next_seq(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    payload = {"text": "héllo \u0000 \ud83d wörld 🎉", "nested": {"list": [1, 2.5, None, True]}}
+    first = await store.append_message(
+        MessageDraft(session_id=session_id, type="text", sender=ALICE, payload=payload, client_id="c-1", to="echo"), ["echo"]
+    )
+    second = await store.append_message(draft(session_id, "c-2", in_reply_to=first.message.id), [])
+    preset = await store.append_message(draft(session_id, None, sender=ECHO, id="preset-id", status="incomplete"), [])
+
+    assert not first.duplicate and not second.duplicate
+    assert [first.message.seq, second.message.seq, preset.message.seq] == [1, 2, 3]
+    message = first.message
+    assert uuid.UUID(message.id).version == 4
+    assert TS.match(message.ts)
+    assert message.payload == payload and message.to == "echo" and message.client_id == "c-1"
+    assert preset.message.id == "preset-id" and preset.message.status == "incomplete"
+
+    assert await store.get_message(message.id) == message
+    assert await store.message_at(session_id, 2) == second.message
+    assert second.message.in_reply_to == message.id
+    assert await store.get_message("nope") is None
+    assert await store.message_at(session_id, 99) is None
+    session = await store.get_session(session_id)
+    assert session is not None and session.last_seq == 3
+    assert_released(store)
+
+
+async def test_append_to_an_unknown_session_is_not_found(store: PeeweeStore) -> None:
+    with pytest.raises(HostError) as caught:
+        await store.append_message(draft(str(uuid.uuid4()), "c-1"), ["echo"])
+    assert caught.value.code == "not_found.session"
+    assert_released(store)
+
+
+async def test_history_pages(store: PeeweeStore) -> None:
+    session_id = await new_session(store)
+    other_id = await new_session(store)
+    for n in range(1, 8):
+        await store.append_message(draft(session_id, f"c-{n}", text=str(n)), [])
+    await store.append_message(draft(other_id, "c-1"), [])
+
+    def seqs(messages: list[Any]) -> list[int]:
+        return [m.seq for m in messages]
+
+    assert seqs(await store.messages_after(session_id, 0, 3)) == [1, 2, 3]
+    assert seqs(await store.messages_after(session_id, 5, 10)) == [6, 7]
+    assert seqs(await store.messages_after(session_id, 7, 10)) == []
+    assert seqs(await store.messages_before(session_id, None, 3)) == [5, 6, 7]
+    assert seqs(await store.messages_before(session_id, 5, 3)) == [2, 3, 4]
+    assert seqs(await store.messages_before(session_id, 2, 10)) == [1]
+    assert seqs(await store.messages_before(other_id, None, 50)) == [1]
+    assert await store.messages_after(session_id, 0, 0) == []
+    assert_released(store)
+
+
+async def test_same_client_id_returns_the_first_message(store: PeeweeStore) -> None:
+    session_id = await new_session(store, BOB, ECHO)
+    other_id = await new_session(store)
+    first = await store.append_message(draft(session_id, "c-1", text="first"), ["echo"])
+    again = await store.append_message(draft(session_id, "c-1", text="changed"), ["echo"])
+
+    assert again.duplicate and again.message == first.message
+    assert (await store.get_session(session_id)).last_seq == 1  # type: ignore[union-attr]
+    assert len(await store.pending_deliveries("echo", 10)) == 1
+
+    # The key is (sender, session, client_id): another sender or session is new.
+    by_bob = await store.append_message(draft(session_id, "c-1", sender=BOB), [])
+    elsewhere = await store.append_message(draft(other_id, "c-1"), [])
+    assert not by_bob.duplicate and by_bob.message.seq == 2
+    assert not elsewhere.duplicate and elsewhere.message.seq == 1
+    assert await store.find_message(session_id, "alice", "c-1") == first.message
+    assert await store.find_message(session_id, "alice", "c-9") is None
+    assert_released(store)
+
+
+async def test_a_preset_id_stored_twice_is_a_duplicate(store: PeeweeStore) -> None:
+    session_id = await new_session(store)
+    first = await store.append_message(draft(session_id, None, sender=ECHO, id="stream-1"), [])
+    again = await store.append_message(draft(session_id, None, sender=ECHO, id="stream-1"), [])
+    assert again.duplicate and again.message == first.message
+    with pytest.raises(peewee.IntegrityError):  # someone else's id is a bug, not a duplicate
+        await store.append_message(draft(session_id, None, sender=BOB, id="stream-1"), [])
+    assert_released(store)
+
+
+async def test_concurrent_appenders_get_gapless_seqs(store: PeeweeStore) -> None:
+    session_id = await new_session(store)
+    results = await asyncio.gather(*(store.append_message(draft(session_id, f"c-{n}"), []) for n in range(40)))
+    assert sorted(r.message.seq for r in results) == list(range(1, 41))
+    assert [m.seq for m in await store.messages_after(session_id, 0, 100)] == list(range(1, 41))
+
+
+async def test_two_nodes_append_to_one_session(store: PeeweeStore, open_store: OpenStore) -> None:
+    """Two stores on one database, as two host nodes: seqs stay exactly 1..N."""
+    node_b = await open_store()
+    session_id = await new_session(store, BOB)
+    sends = [store.append_message(draft(session_id, f"a-{n}"), []) for n in range(25)]
+    sends += [node_b.append_message(draft(session_id, f"b-{n}", sender=BOB), []) for n in range(25)]
+    results = await asyncio.gather(*sends)
+
+    assert sorted(r.message.seq for r in results) == list(range(1, 51))
+    stored = await node_b.messages_after(session_id, 0, 100)
+    assert [m.seq for m in stored] == list(range(1, 51))
+    assert {m.id for m in stored} == {r.message.id for r in results}
+    assert (await store.get_session(session_id)).last_seq == 50  # type: ignore[union-attr]
+
+
+async def test_concurrent_duplicates_store_one_message(store: PeeweeStore, open_store: OpenStore) -> None:
+    """The same send raced from two nodes, many times: one message, the rest duplicates."""
+    node_b = await open_store()
+    session_id = await new_session(store, ECHO)
+    sends = [node.append_message(draft(session_id, "same"), ["echo"]) for _ in range(12) for node in (store, node_b)]
+    results = await asyncio.gather(*sends)
+
+    originals = [r for r in results if not r.duplicate]
+    assert len(originals) == 1
+    assert {r.message.id for r in results} == {originals[0].message.id}
+    assert [m.seq for m in await store.messages_after(session_id, 0, 100)] == [1]
+    assert (await store.get_session(session_id)).last_seq == 1  # type: ignore[union-attr]
+    assert len(await store.pending_deliveries("echo", 100)) == 1
+
+
+# --- receipts ------------------------------------------------------------------
+
+
+async def test_record_receipt(store: PeeweeStore) -> None:
+    session_id = await new_session(store, BOB)
+    message = (await store.append_message(draft(session_id, "c-1"), [])).message
+    await store.record_receipt(session_id, 1, "bob", "delivered")
+    await store.record_receipt(session_id, 1, "bob", "read")
+    await store.record_receipt(session_id, 1, "bob", "read")
+
+    rows = await store.db.list(ReceiptRow.select().where(ReceiptRow.message_id == message.id).order_by(ReceiptRow.pk).bind(store.db))
+    assert [(r.member_id, r.status, r.seq) for r in rows] == [("bob", "delivered", 1), ("bob", "read", 1)]
+    with pytest.raises(HostError) as caught:
+        await store.record_receipt(session_id, 2, "bob", "read")
+    assert caught.value.code == "not_found.message"
+    await store.db.aclose()
+    assert_released(store)
+
+
+# --- agent deliveries ----------------------------------------------------------
+
+
+async def test_pending_deliveries_oldest_first_until_acked(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    sent = [(await store.append_message(draft(session_id, f"c-{n}"), ["echo", "echo"])).message for n in range(5)]
+    await store.append_message(draft(session_id, "c-other"), ["other-agent"])
+
+    assert [m.id for m in await store.pending_deliveries("echo", 10)] == [m.id for m in sent]
+    assert [m.id for m in await store.pending_deliveries("echo", 2)] == [m.id for m in sent[:2]]
+    assert await store.ack_delivery("echo", sent[1].id) is True
+    assert await store.ack_delivery("echo", sent[1].id) is False
+    assert await store.ack_delivery("echo", "no-such-message") is False
+    assert await store.ack_delivery("other-agent", sent[0].id) is False
+    assert [m.seq for m in await store.pending_deliveries("echo", 10)] == [1, 3, 4, 5]
+    assert [m.seq for m in await store.pending_deliveries("other-agent", 10)] == [6]
+    assert_released(store)
+
+
+async def test_deliveries_survive_a_restart(store: PeeweeStore, open_store: OpenStore) -> None:
+    session_id = await new_session(store, ECHO)
+    sent = [(await store.append_message(draft(session_id, f"c-{n}"), ["echo"])).message for n in range(3)]
+    await store.ack_delivery("echo", sent[0].id)
+    await store.close()
+
+    restarted = await open_store()
+    assert await restarted.migrate() == []
+    assert [m.id for m in await restarted.pending_deliveries("echo", 10)] == [m.id for m in sent[1:]]
+    nxt = await restarted.append_message(draft(session_id, "c-after"), ["echo"])
+    assert nxt.message.seq == 4
+    again = await restarted.append_message(draft(session_id, "c-0"), ["echo"])
+    assert again.duplicate and again.message.id == sent[0].id
+
+
+async def test_an_acked_delivery_row_records_when(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    message = (await store.append_message(draft(session_id, "c-1"), ["echo"])).message
+    await store.ack_delivery("echo", message.id)
+    rows = await store.db.list(DeliveryRow.select().bind(store.db))
+    await store.db.aclose()
+    assert len(rows) == 1 and rows[0].acked and TS.match(rows[0].acked_at)
+
+
+# --- contexts and tasks --------------------------------------------------------
+
+
+def context(session_id: str, context_id: str, targets: tuple[str, ...], expires_at: datetime, data: Any = None) -> ContextRecord:
+    return ContextRecord(session_id, context_id, data or {"v": context_id}, targets, "alice", expires_at, message_id=None)
+
+
+async def test_contexts_are_listed_for_their_targets_until_they_expire(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=30)
+    await store.put_context(context(session_id, "brief", ("echo", "critic"), later))
+    await store.put_context(context(session_id, "secret", ("critic",), later))
+    await store.put_context(context(session_id, "stale", ("echo",), now - timedelta(seconds=1)))
+    await store.put_context(context(session_id, "soon", ("echo",), now + timedelta(seconds=5)))
+
+    listed = await store.list_contexts(session_id, "echo", now)
+    assert [c.context_id for c in listed] == ["brief", "soon"]
+    brief = listed[0]
+    assert brief.targets == ("echo", "critic") and brief.data == {"v": "brief"} and brief.created_by == "alice"
+    assert abs((brief.expires_at - later).total_seconds()) < 0.002 and brief.expires_at.tzinfo is not None
+    assert [c.context_id for c in await store.list_contexts(session_id, "echo", now + timedelta(seconds=10))] == ["brief"]
+    assert [c.context_id for c in await store.list_contexts(session_id, "critic", now)] == ["brief", "secret"]
+    assert await store.list_contexts(session_id, "nobody", now) == []
+    assert_released(store)
+
+
+async def test_put_context_replaces_the_same_id(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    now = datetime.now(UTC)
+    await store.put_context(context(session_id, "brief", ("echo",), now + timedelta(minutes=1), {"v": 1}))
+    await store.put_context(context(session_id, "brief", ("critic",), now + timedelta(minutes=2), {"v": 2}))
+    assert await store.list_contexts(session_id, "echo", now) == []
+    [replaced] = await store.list_contexts(session_id, "critic", now)
+    assert replaced.data == {"v": 2}
+
+    with pytest.raises(HostError) as caught:
+        await store.put_context(context(str(uuid.uuid4()), "x", ("echo",), now + timedelta(minutes=1)))
+    assert caught.value.code == "not_found.session"
+    assert_released(store)
+
+
+async def test_tasks_are_upserted(store: PeeweeStore) -> None:
+    session_id = await new_session(store)
+    assert await store.get_task("t-1") is None
+    await store.put_task("t-1", session_id, {"task_id": "t-1", "state": "submitted", "history": [{"state": "submitted"}]})
+    await store.put_task("t-1", session_id, {"task_id": "t-1", "state": "working"})
+    assert await store.get_task("t-1") == {"task_id": "t-1", "state": "working"}
+
+    with pytest.raises(HostError) as caught:
+        await store.put_task("t-2", str(uuid.uuid4()), {})
+    assert caught.value.code == "not_found.session"
+    assert await store.get_task("t-2") is None
+    assert_released(store)
+
+
+# --- failures ------------------------------------------------------------------
+
+
+async def test_ping(store: PeeweeStore) -> None:
+    await store.ping()
+    assert_released(store)
+
+
+async def test_an_exhausted_pool_is_unavailable(open_store: OpenStore) -> None:
+    store = await open_store(pool_size=1, acquire_timeout_s=0.2)
+    holding = asyncio.Event()
+    done = asyncio.Event()
+
+    async def hold_the_only_connection() -> None:
+        async with store.db.atomic():
+            await store.db.aexecute_sql("SELECT 1")
+            holding.set()
+            await done.wait()
+        await store.db.aclose()
+
+    holder = asyncio.create_task(hold_the_only_connection())
+    await holding.wait()
+    try:
+        with pytest.raises(HostError) as caught:
+            await store.ping()
+    finally:
+        done.set()
+        await holder
+    error = caught.value.to_wire()
+    assert error["code"] == "store.unavailable" and error["recoverable"] is True
+    assert "pool" not in error["message"].lower() and "timed out" not in error["message"].lower()
+    await store.ping()  # and it passes
+
+
+async def test_a_missing_table_is_a_bug_not_an_outage(open_store: OpenStore) -> None:
+    store = await open_store(auto_migrate=False)
+    with pytest.raises(peewee.DatabaseError) as caught:
+        await store.get_session("s")
+    assert not isinstance(caught.value, HostError)
+    assert_released(store)
+
+
+async def test_a_locked_sqlite_file_is_unavailable(tmp_path: Any) -> None:
+    path = tmp_path / "tkr.db"
+    store = PeeweeStore(StoreSettings(url=f"sqlite:///{path}", sqlite_busy_timeout_s=0.1))
+    await store.start()
+    try:
+        session_id = await new_session(store)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(HostError) as caught:
+                await store.append_message(draft(session_id, "c-1"), [])
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert caught.value.code == "store.unavailable"
+        assert "locked" not in caught.value.to_wire()["message"]
+        assert_released(store)
+        # Nothing was half-written: the retry gets seq 1.
+        assert (await store.append_message(draft(session_id, "c-1"), [])).message.seq == 1
+    finally:
+        await store.close()
+
+
+async def test_an_unwritable_sqlite_path_is_unavailable(tmp_path: Any) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    store = PeeweeStore(StoreSettings(url=f"sqlite:///{tmp_path / 'a-file' / 'tkr.db'}"))
+    try:
+        with pytest.raises(HostError) as caught:
+            await store.start()
+        assert caught.value.code == "store.unavailable"
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_postgresql_is_unavailable() -> None:
+    # Port 1 refuses connections; no PostgreSQL server is needed for this test.
+    store = PeeweeStore(StoreSettings(url="postgresql://postgres@127.0.0.1:1/test", acquire_timeout_s=2))
+    try:
+        with pytest.raises(HostError) as caught:
+            await store.start()
+        assert caught.value.code == "store.unavailable"
+        assert "refused" not in caught.value.to_wire()["message"].lower()
+        with pytest.raises(HostError):
+            await store.ping()
+    finally:
+        await store.close()
