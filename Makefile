@@ -32,7 +32,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy tkr_host $(foreach p,$(PLUGINS),$(p)/$(subst -,_,$(notdir $(p))))
 
-pytest: $(STAMP)
+# The README's JavaScript example needs socket.io-client; tests/test_readme.py runs it with node.
+EXAMPLES_NODE := examples/node_modules/.installed
+
+$(EXAMPLES_NODE): examples/package.json examples/package-lock.json
+	npm ci --prefix examples --no-audit --no-fund
+	touch $(EXAMPLES_NODE)
+
+pytest: $(STAMP) $(EXAMPLES_NODE)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tkr_host.errors import HostError
 from tkr_host.hookspecs import hookimpl
+from tkr_host.host import Host
 from tkr_host.types import (
     AppendResult,
     ContextRecord,
@@ -32,6 +33,7 @@ __all__ = [
     "AppendResult",
     "ContextRecord",
     "Handshake",
+    "Host",
     "HostError",
     "Member",
     "Message",

@@ -19,6 +19,7 @@ from tkr_host.config import Settings
 from tkr_host.errors import HostError
 from tkr_host.plugins import notify
 from tkr_host.presence import Presence
+from tkr_host.rooms import task_room
 from tkr_host.sequencer import SessionSequencer
 from tkr_host.streams import StreamRegistry
 from tkr_host.types import MessageType, Principal, RateLimiter, SecurityEvent, Store
@@ -98,6 +99,11 @@ class Host:
             return await operation()
         result: T = await self.store_guard(operation)
         return result
+
+    async def publish_task(self, document: dict[str, Any], to: str | None = None) -> None:
+        """Send ``task:update`` to the task's ``/tasks`` subscribers (or one socket)."""
+        await self.sio.emit("task:update", {"task": document}, to=to, room=None if to else task_room(document["task_id"]),
+                            namespace="/tasks")
 
     def streams_of(self, session_id: str) -> list[dict[str, Any]]:
         """The session's agent replies still being streamed, as ``session:join`` reports them."""

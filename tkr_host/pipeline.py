@@ -109,16 +109,18 @@ async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext
     """Store ``draft`` and emit it, in ``seq`` order, to the session and its agents."""
     await call_all(host.pm.hook.before_store, host=host, draft=draft, principal=ctx.principal)
     async with host.sequencer.hold(draft.session_id):
+        for check in ctx.checks:
+            await check(draft)
         result = await host.store_call(lambda: host.store.append_message(draft, sorted(ctx.deliver_to)))
         if result.duplicate:
             return result
         await deliver(host, result.message, sorted(ctx.deliver_to), skip_sid)
+        for side_effect in ctx.after_store:
+            try:
+                await side_effect(result.message)
+            except Exception:
+                log.exception("a side effect of message %s failed", result.message.id)
     await notify(host.pm.hook.after_store, host=host, message=result.message)
-    for side_effect in ctx.after_store:
-        try:
-            await side_effect(result.message)
-        except Exception:
-            log.exception("a side effect of message %s failed", result.message.id)
     return result
 
 

@@ -9,17 +9,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tkr_host.types import Member
+from tkr_host.types import Member, Principal
 
 
 @dataclass
 class OpenStream:
+    """A reply an agent is streaming: its chunks so far and where it goes."""
+
     message_id: str
     session_id: str
-    sender: Member
+    principal: Principal
     sid: str
     in_reply_to: str | None = None
+    to: str | None = None
     chunks: list[str] = field(default_factory=list)
+    length: int = 0
+
+    @property
+    def sender(self) -> Member:
+        return self.principal.member()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    def add(self, delta: str) -> int:
+        """Append a chunk; return its index."""
+        self.chunks.append(delta)
+        self.length += len(delta)
+        return len(self.chunks) - 1
 
     def to_wire(self) -> dict[str, Any]:
         return {

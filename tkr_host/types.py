@@ -156,6 +156,17 @@ class ContextRecord:
     expires_at: datetime
     message_id: str | None = None
 
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "context_id": self.context_id,
+            "data": self.data,
+            "targets": list(self.targets),
+            "created_by": self.created_by,
+            "expires_at": format_ts(self.expires_at),
+            "message_id": self.message_id,
+        }
+
 
 # --- the Protocols plugins implement ----------------------------------------
 
@@ -223,8 +234,12 @@ class Store(Protocol):
     async def record_receipt(self, session_id: str, seq: int, member_id: str, status: ReceiptStatus) -> None:
         """Remember that ``member_id`` has the message at ``seq`` ``delivered`` or ``read``."""
 
-    async def pending_deliveries(self, agent_id: str, limit: int) -> list[Message]:
-        """Messages addressed to ``agent_id`` that it has not acked, oldest first."""
+    async def pending_deliveries(self, agent_id: str, limit: int, after: str | None = None) -> list[Message]:
+        """Messages addressed to ``agent_id`` that it has not acked, oldest first.
+
+        ``after`` is the id of the last message of the previous page: the page
+        starts after that message's delivery, acked or not.
+        """
 
     async def ack_delivery(self, agent_id: str, message_id: str) -> bool:
         """Mark a pending delivery as done; False when there was none."""
@@ -261,6 +276,7 @@ class MessageType(Protocol):
 
 
 AfterStore = Callable[["Message"], Awaitable[None]]
+Check = Callable[["MessageDraft"], Awaitable[None]]
 
 
 @dataclass
@@ -272,6 +288,12 @@ class MessageContext:
     session: Session
     namespace: str
     deliver_to: set[str] = field(default_factory=set)
+    #: Run in order, under the session's lock, just before the message is
+    #: appended: a check that depends on earlier messages (a task's state) is
+    #: race-free there. Raise HostError to refuse; nothing is stored then.
+    checks: list[Check] = field(default_factory=list)
+    #: Run under the same lock once the message is stored and delivered, so the
+    #: next message of the session sees their effect. Keep them short.
     after_store: list[AfterStore] = field(default_factory=list)
 
 

@@ -1,25 +1,241 @@
-"""``/agents``: where agents connect to receive work and stream replies.
+"""``/agents``: where agents receive their work and stream their replies.
 
-Only principals of kind ``agent`` may connect. Each socket joins its agent's
-room, so every message addressed to the agent reaches all of its sockets.
+Only principals of kind ``agent`` connect. On connect an agent is ``online`` in
+every session it belongs to, and gets every message addressed to it that it
+has not ``message:ack``ed, oldest first, before live delivery starts. The
+pending deliveries are rows in the store, so a host restart loses none.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from tkr_host.dispatch import NamespaceSpec
+from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
-from tkr_host.pipeline import send_message
-from tkr_host.rooms import agent_room
+from tkr_host.pipeline import member_session, send_message, store_and_deliver
+from tkr_host.rooms import agent_room, session_room
+from tkr_host.streams import OpenStream
+from tkr_host.types import Message, MessageContext, MessageDraft, MessageStatus, utc_now
+
+log = logging.getLogger(__name__)
+
+#: Pending deliveries read per page while an agent catches up.
+REPLAY_PAGE = 200
+#: Largest streamed reply, in characters, before `validation.too_large`.
+MAX_STREAM_TEXT = 1_000_000
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Ack(Request):
+    message_id: str = Field(min_length=1, max_length=64)
+
+
+class StreamStart(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+    in_reply_to: str | None = Field(default=None, min_length=1, max_length=64)
+    to: str | None = Field(default=None, min_length=1, max_length=200)
+    type: Literal["text"] = "text"
+
+
+class StreamChunk(Request):
+    message_id: str = Field(min_length=1, max_length=64)
+    delta: str = Field(max_length=65_536)
+
+
+class StreamEnd(Request):
+    message_id: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any] | None = None
+
+
+class ContextList(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+
+
+# --- connect: presence and replay --------------------------------------------------
 
 
 async def joined(host: Host, conn: Connection) -> None:
-    await host.sio.enter_room(conn.sid, agent_room(conn.principal.id), namespace="/agents")
+    agent = conn.principal
+    sessions = await host.store.list_sessions(agent.id)
+    for session in sessions:
+        conn.sessions.add(session.id)
+        if host.presence.arrive(session.id, agent.member(), conn.sid):
+            await _presence(host, session.id, conn, "online")
+    # Replay runs in the background: the connect must be acknowledged before
+    # the socket can receive events.
+    host.spawn(replay_then_go_live(host, conn))
+
+
+async def replay_then_go_live(host: Host, conn: Connection) -> None:
+    """Send what is pending, oldest first; only then join the live room.
+
+    A message stored between the last page and the join is caught by one more
+    read after the join; the agent drops an id it already handled.
+    """
+    sent: set[str] = set()
+    try:
+        await _replay(host, conn, sent)
+        if host.connection(conn.sid, "/agents") is None:
+            return
+        await host.sio.enter_room(conn.sid, agent_room(conn.principal.id), namespace="/agents")
+        await _replay(host, conn, sent)
+    except Exception:
+        log.exception("replay to agent %s failed; it will be retried on its next connect", conn.principal.id)
+
+
+async def _replay(host: Host, conn: Connection, sent: set[str]) -> None:
+    after: str | None = None
+    while host.connection(conn.sid, "/agents") is not None:
+        page = await host.store.pending_deliveries(conn.principal.id, REPLAY_PAGE, after)
+        for message in page:
+            if message.id not in sent:
+                sent.add(message.id)
+                await host.sio.emit("message", message.to_wire(), to=conn.sid, namespace="/agents")
+        if len(page) < REPLAY_PAGE:
+            return
+        after = page[-1].id
+
+
+async def left(host: Host, conn: Connection) -> None:
+    for stream in host.streams.of_socket(conn.sid):
+        await abort_stream(host, stream)
+    for session_id in list(conn.sessions):
+        conn.sessions.discard(session_id)
+        if host.presence.depart(session_id, conn.principal.id, conn.sid):
+            await _presence(host, session_id, conn, "offline")
+
+
+async def _presence(host: Host, session_id: str, conn: Connection, state: str) -> None:
+    await host.sio.emit(
+        "presence",
+        {"session_id": session_id, "member": conn.principal.member().model_dump(), "state": state},
+        room=session_room(session_id),
+        namespace="/chat",
+    )
+
+
+# --- events --------------------------------------------------------------------
+
+
+async def ack(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = Ack.model_validate(data)
+    if not await host.store_call(lambda: host.store.ack_delivery(conn.principal.id, request.message_id)):
+        message = await host.store.get_message(request.message_id)
+        if message is None:
+            raise HostError("not_found.message")
+    # Acking twice, or acking a message that was never pending, is harmless.
+    return {}
+
+
+async def stream_start(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = StreamStart.model_validate(data)
+    session = await member_session(host, conn, request.session_id)
+    if request.in_reply_to is not None:
+        replied = await host.store.get_message(request.in_reply_to)
+        if replied is None or replied.session_id != session.id:
+            raise HostError("not_found.message", message="`in_reply_to` names no message of this session.")
+    if request.to is not None and request.to not in session.agent_ids():
+        raise HostError("validation.recipient")
+    stream = OpenStream(message_id=str(uuid.uuid4()), session_id=session.id, principal=conn.principal, sid=conn.sid,
+                        in_reply_to=request.in_reply_to, to=request.to)
+    host.streams.open(stream)
+    return {"message_id": stream.message_id}
+
+
+def _own_stream(host: Host, conn: Connection, message_id: str) -> OpenStream:
+    stream = host.streams.get(message_id)
+    if stream is None or stream.sender.id != conn.principal.id:
+        raise HostError("not_found.stream", message="There is no open stream with that id.",
+                        hint="Start a stream with stream:start and use the message_id it returns.")
+    return stream
+
+
+async def stream_chunk(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = StreamChunk.model_validate(data)
+    stream = _own_stream(host, conn, request.message_id)
+    if stream.length + len(request.delta) > MAX_STREAM_TEXT:
+        raise HostError("validation.too_large", message=f"A streamed reply may hold at most {MAX_STREAM_TEXT} characters.",
+                        hint="End this stream and continue in a new one.")
+    index = stream.add(request.delta)
+    # Forwarded at once: chunks never wait on the database.
+    await host.sio.emit(
+        "message:chunk",
+        {"session_id": stream.session_id, "message_id": stream.message_id, "index": index, "delta": request.delta},
+        room=session_room(stream.session_id),
+        namespace="/chat",
+    )
+    return {"index": index}
+
+
+async def stream_end(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = StreamEnd.model_validate(data)
+    stream = _own_stream(host, conn, request.message_id)
+    text_type = host.message_types.get("text")
+    if text_type is None:
+        raise HostError("validation.unknown_type", message="No plugin provides the `text` type that streamed replies use.")
+    payload = request.payload if request.payload is not None else {"text": stream.text}
+    validated = text_type.payload_model.model_validate(payload).model_dump(mode="json", exclude_none=True)
+    result = await finish_stream(host, stream, validated, "complete")
+    return {"message": {"id": result.id, "seq": result.seq, "ts": result.ts}}
+
+
+async def finish_stream(host: Host, stream: OpenStream, payload: dict[str, Any], status: MessageStatus) -> Message:
+    """Store the reply once (its client_id makes a second end a duplicate) and deliver it."""
+    session = await host.store.get_session(stream.session_id)
+    if session is None:
+        raise HostError("not_found.session")
+    draft = MessageDraft(session_id=stream.session_id, type="text", sender=stream.sender, payload=payload,
+                         client_id=f"stream:{stream.message_id}", to=stream.to, in_reply_to=stream.in_reply_to, status=status,
+                         id=stream.message_id)
+    ctx = MessageContext(host=host, principal=stream.principal, session=session, namespace="/agents")
+    if stream.to is not None:
+        ctx.deliver_to.add(stream.to)
+    result = await store_and_deliver(host, draft, ctx)
+    host.streams.close(stream.message_id)
+    return result.message
+
+
+async def abort_stream(host: Host, stream: OpenStream) -> None:
+    """The agent left mid-stream: keep what arrived, marked incomplete, and tell the session."""
+    try:
+        await finish_stream(host, stream, {"text": stream.text}, "incomplete")
+    except Exception:
+        log.exception("could not store the incomplete stream %s", stream.message_id)
+        host.streams.close(stream.message_id)
+    error = HostError("agent.stream_aborted", message=f"Agent {stream.sender.id} disconnected while replying.",
+                      hint="The partial reply was kept; ask again if you need the rest.",
+                      details={"message_id": stream.message_id, "agent_id": stream.sender.id})
+    await host.sio.emit("error", {**error.to_wire(), "session_id": stream.session_id}, room=session_room(stream.session_id),
+                        namespace="/chat")
+
+
+async def context_list(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    request = ContextList.model_validate(data)
+    session = await member_session(host, conn, request.session_id)
+    contexts = await host.store.list_contexts(session.id, conn.principal.id, utc_now())
+    return {"contexts": [record.to_wire() for record in contexts]}
 
 
 def namespace() -> NamespaceSpec:
     return NamespaceSpec(
         path="/agents",
-        events={"message:send": send_message},
+        events={
+            "message:ack": ack,
+            "message:send": send_message,
+            "stream:start": stream_start,
+            "stream:chunk": stream_chunk,
+            "stream:end": stream_end,
+            "context:list": context_list,
+        },
         admits=lambda principal: principal.kind == "agent",
         joined=joined,
+        left=left,
     )

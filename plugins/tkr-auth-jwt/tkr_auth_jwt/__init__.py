@@ -33,6 +33,10 @@ def authenticate(host: Host, handshake: Handshake) -> Principal | None:
     # Synchronous on purpose: verifying is CPU work on keys already in memory.
     if handshake.token is None:
         return None  # no credential: the host answers auth.required
+    if handshake.token.count(".") != 2:
+        # Not a JWT (header.payload.signature): let another backend, such as
+        # tkr-auth-apikey, try it; with none, the host answers auth.invalid.
+        return None
     return verify_token(host.config(PLUGIN_NAME, JwtSettings), handshake.token)
 
 

@@ -39,7 +39,7 @@ def run_token_command(args: argparse.Namespace) -> int:
         ttl_s = parse_ttl(args.ttl) if args.ttl is not None else None
         if args.kind not in KINDS:
             raise MintError(f"--kind must be {KINDS_TEXT}, not {args.kind!r}")
-        # A ConfigError here is reported by tkr-host's main, as one line and status 2.
+        # A ConfigError here is reported by tkr-host's main: a line per problem, status 2.
         settings = load_config(args)[1].get(PLUGIN_NAME)
         if not isinstance(settings, JwtSettings):
             raise MintError(f"the {PLUGIN_NAME} plugin is disabled in this config")

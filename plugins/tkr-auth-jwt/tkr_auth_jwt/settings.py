@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from tkr_auth_jwt.keys import (
     ASYMMETRIC_ALGORITHMS,
     HMAC_MIN_BYTES,
     SUPPORTED_ALGORITHMS,
+    KeyConfigError,
     Keys,
     load_jwks,
     load_public_key,
@@ -63,44 +65,48 @@ class JwtSettings(BaseModel):
         seen: list[str] = []
         for name in value:
             if name.lower() == "none":
-                raise ValueError('"none" accepts unsigned tokens and is never allowed')
+                raise _config_error('"none" accepts unsigned tokens and is never allowed')
             if name not in SUPPORTED_ALGORITHMS:
                 close = next((known for known in SUPPORTED_ALGORITHMS if known.lower() == name.lower()), None)
                 suggestion = f"; did you mean {close!r}?" if close else f"; use one of {', '.join(sorted(SUPPORTED_ALGORITHMS))}"
-                raise ValueError(f"unknown algorithm {name!r}{suggestion}")
+                raise _config_error(f"unknown algorithm {name!r}{suggestion}")
             if name not in seen:
                 seen.append(name)
         return seen
 
     @model_validator(mode="after")
     def _load_keys(self) -> Self:
+        try:
+            self._keys = self._read_keys()
+        except ValueError as exc:
+            raise _config_error(str(exc)) from None
+        return self
+
+    def _read_keys(self) -> Keys:
         hmac = [name for name in self.algorithms if name in HMAC_MIN_BYTES]
         asymmetric = [name for name in self.algorithms if name in ASYMMETRIC_ALGORITHMS]
         if hmac and asymmetric:
             # With both, a token signed by HMAC with the public key as the secret
             # would verify: the algorithm-confusion attack (RFC 8725 §2.1).
-            raise ValueError(
+            raise KeyConfigError(
                 f"algorithms mixes {', '.join(hmac)} with {', '.join(asymmetric)}; "
                 "use either HS* with a secret or asymmetric algorithms with public keys, never both"
             )
         if hmac:
             if self.public_key_file is not None or self.jwks_file is not None:
-                raise ValueError(
-                    f"public_key_file and jwks_file are for asymmetric algorithms, but algorithms is {hmac}; "
+                raise KeyConfigError(
+                    f"public_key_file and jwks_file are for asymmetric algorithms, but algorithms is {', '.join(hmac)}; "
                     'set algorithms = ["RS256"] (or your key\'s algorithm) and drop secret'
                 )
             secret = self.secret.get_secret_value() if self.secret is not None else None
-            self._keys = Keys(secret=load_secret(secret, self.secret_file, hmac))
-            return self
+            return Keys(secret=load_secret(secret, self.secret_file, hmac))
         if self.secret is not None or self.secret_file is not None:
-            raise ValueError(f"secret and secret_file are for HS* algorithms, but algorithms is {asymmetric}")
-        if (self.public_key_file is None) == (self.jwks_file is None):
-            raise ValueError(f"algorithms {', '.join(asymmetric)} need exactly one of public_key_file or jwks_file")
-        if self.public_key_file is not None:
-            self._keys = Keys(public_key=load_public_key(self.public_key_file, asymmetric))
-        elif self.jwks_file is not None:
-            self._keys = Keys(jwks=load_jwks(self.jwks_file, asymmetric))
-        return self
+            raise KeyConfigError(f"secret and secret_file are for HS* algorithms, but algorithms is {', '.join(asymmetric)}")
+        if self.public_key_file is not None and self.jwks_file is None:
+            return Keys(public_key=load_public_key(self.public_key_file, asymmetric))
+        if self.jwks_file is not None and self.public_key_file is None:
+            return Keys(jwks=load_jwks(self.jwks_file, asymmetric))
+        raise KeyConfigError(f"algorithms {', '.join(asymmetric)} need exactly one of public_key_file or jwks_file")
 
     @property
     def keys(self) -> Keys:
@@ -111,3 +117,9 @@ class JwtSettings(BaseModel):
     def hmac_algorithm(self) -> str | None:
         """The first HS* algorithm, used to mint tokens; None when keys are asymmetric."""
         return next((name for name in self.algorithms if name in HMAC_MIN_BYTES), None)
+
+
+def _config_error(message: str) -> PydanticCustomError:
+    # A custom error keeps the message as written: a plain ValueError would be
+    # shown as "Value error, ..." in the host's config error line.
+    return PydanticCustomError("auth_jwt_config", message)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from tkr_host import MessageType, hookimpl
-from tkr_host.host import Host
+from tkr_host import Host, MessageType, hookimpl
+from tkr_messages_core.context import ContextType
+from tkr_messages_core.task import TaskType
 from tkr_messages_core.text import TextType
 
 
 @hookimpl
 def register_message_types(host: Host) -> list[MessageType]:
-    return [TextType()]
+    return [TextType(), ContextType(), TaskType()]

@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-
 from tkr_store_peewee import PeeweeStore, StoreSettings
 
 POSTGRES_ENV = "TKR_TEST_POSTGRES_DSN"

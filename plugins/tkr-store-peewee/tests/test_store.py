@@ -10,12 +10,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import peewee
 import pytest
-
-from tkr_host import ContextRecord, HostError, Member, MessageDraft, Store
 from tkr_store_peewee import PeeweeStore, StoreSettings
 from tkr_store_peewee.models import DeliveryRow, ReceiptRow
+
+from tkr_host import ContextRecord, HostError, Member, MessageDraft, Store
 
 OpenStore = Callable[..., Awaitable[PeeweeStore]]
 
@@ -32,6 +33,12 @@ def draft(session_id: str, client_id: str | None = None, sender: Member = ALICE,
 async def new_session(store: PeeweeStore, *members: Member) -> str:
     session = await store.create_session("room", ALICE, list(members), {})
     return session.id
+
+
+async def last_seq(store: PeeweeStore, session_id: str) -> int:
+    session = await store.get_session(session_id)
+    assert session is not None
+    return session.last_seq
 
 
 def assert_released(store: PeeweeStore) -> None:
@@ -93,9 +100,7 @@ async def test_add_member_keeps_join_order_and_is_idempotent(store: PeeweeStore)
 async def test_append_stores_the_message_with_the_next_seq(store: PeeweeStore) -> None:
     session_id = await new_session(store, ECHO)
     payload = {"text": "héllo \u0000 \ud83d wörld 🎉", "nested": {"list": [1, 2.5, None, True]}}
-    first = await store.append_message(
-        MessageDraft(session_id=session_id, type="text", sender=ALICE, payload=payload, client_id="c-1", to="echo"), ["echo"]
-    )
+    first = await store.append_message(MessageDraft(session_id=session_id, type="text", sender=ALICE, payload=payload, client_id="c-1", to="echo"), ["echo"])
     second = await store.append_message(draft(session_id, "c-2", in_reply_to=first.message.id), [])
     preset = await store.append_message(draft(session_id, None, sender=ECHO, id="preset-id", status="incomplete"), [])
 
@@ -112,8 +117,7 @@ async def test_append_stores_the_message_with_the_next_seq(store: PeeweeStore) -
     assert second.message.in_reply_to == message.id
     assert await store.get_message("nope") is None
     assert await store.message_at(session_id, 99) is None
-    session = await store.get_session(session_id)
-    assert session is not None and session.last_seq == 3
+    assert await last_seq(store, session_id) == 3
     assert_released(store)
 
 
@@ -152,7 +156,7 @@ async def test_same_client_id_returns_the_first_message(store: PeeweeStore) -> N
     again = await store.append_message(draft(session_id, "c-1", text="changed"), ["echo"])
 
     assert again.duplicate and again.message == first.message
-    assert (await store.get_session(session_id)).last_seq == 1  # type: ignore[union-attr]
+    assert await last_seq(store, session_id) == 1
     assert len(await store.pending_deliveries("echo", 10)) == 1
 
     # The key is (sender, session, client_id): another sender or session is new.
@@ -194,7 +198,7 @@ async def test_two_nodes_append_to_one_session(store: PeeweeStore, open_store: O
     stored = await node_b.messages_after(session_id, 0, 100)
     assert [m.seq for m in stored] == list(range(1, 51))
     assert {m.id for m in stored} == {r.message.id for r in results}
-    assert (await store.get_session(session_id)).last_seq == 50  # type: ignore[union-attr]
+    assert await last_seq(store, session_id) == 50
 
 
 async def test_concurrent_duplicates_store_one_message(store: PeeweeStore, open_store: OpenStore) -> None:
@@ -208,7 +212,7 @@ async def test_concurrent_duplicates_store_one_message(store: PeeweeStore, open_
     assert len(originals) == 1
     assert {r.message.id for r in results} == {originals[0].message.id}
     assert [m.seq for m in await store.messages_after(session_id, 0, 100)] == [1]
-    assert (await store.get_session(session_id)).last_seq == 1  # type: ignore[union-attr]
+    assert await last_seq(store, session_id) == 1
     assert len(await store.pending_deliveries("echo", 100)) == 1
 
 
@@ -395,6 +399,21 @@ async def test_a_locked_sqlite_file_is_unavailable(tmp_path: Any) -> None:
         await store.close()
 
 
+async def test_a_failed_start_closes_its_pool(tmp_path: Any) -> None:
+    path = tmp_path / "tkr.db"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the migration cannot take the write lock
+    store = PeeweeStore(StoreSettings(url=f"sqlite:///{path}", sqlite_busy_timeout_s=0.1))
+    try:
+        with pytest.raises(HostError) as caught:
+            await store.start()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert caught.value.code == "store.unavailable"
+    assert store.db._pool is None  # nothing left open for a host that never calls close()
+
+
 async def test_an_unwritable_sqlite_path_is_unavailable(tmp_path: Any) -> None:
     (tmp_path / "a-file").write_text("not a directory")
     store = PeeweeStore(StoreSettings(url=f"sqlite:///{tmp_path / 'a-file' / 'tkr.db'}"))
@@ -418,3 +437,33 @@ async def test_an_unreachable_postgresql_is_unavailable() -> None:
             await store.ping()
     finally:
         await store.close()
+
+
+async def test_a_dropped_postgresql_connection_is_unavailable(store_settings: StoreSettings, open_store: OpenStore) -> None:
+    """The server ends the connection in the middle of an append: the caller sees
+    ``store.unavailable``, nothing is half-written, and the next call works."""
+    if store_settings.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite has no server connection to lose")
+    store = await open_store()
+    session_id = await new_session(store)
+    blocker = await asyncpg.connect(store_settings.url, server_settings={"search_path": store_settings.pg_schema or "public"})
+    try:
+        async with blocker.transaction():
+            # Hold the session's counter row so the append waits on it, then end
+            # the append's connection from the server side.
+            await blocker.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", session_id)
+            append = asyncio.create_task(store.append_message(draft(session_id, "c-1"), []))
+            waiting: list[int] = []
+            for _ in range(200):
+                waiting = [r["pid"] for r in await blocker.fetch("SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))")]
+                if waiting:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(waiting) == 1
+            await blocker.execute("SELECT pg_terminate_backend($1)", waiting[0])
+            with pytest.raises(HostError) as caught:
+                await append
+    finally:
+        await blocker.close()
+    assert caught.value.code == "store.unavailable"
+    assert (await store.append_message(draft(session_id, "c-1"), [])).message.seq == 1

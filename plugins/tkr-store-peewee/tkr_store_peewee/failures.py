@@ -74,9 +74,7 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(error, asyncpg.InterfaceError) and "closed" in text:
             return True
-        if isinstance(error, OperationalError | InterfaceError) and (
-            text.startswith(_SQLITE_TRANSIENT) or any(part in text for part in _POOL_TRANSIENT)
-        ):
+        if isinstance(error, OperationalError | InterfaceError) and (text.startswith(_SQLITE_TRANSIENT) or any(part in text for part in _POOL_TRANSIENT)):
             return True
     return False
 

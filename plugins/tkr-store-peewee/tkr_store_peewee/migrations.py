@@ -202,10 +202,10 @@ class StepRunner(Runner):
     """``playhouse.migrations.Runner`` over an in-code list of steps."""
 
     def __init__(self, db: Any, steps: Sequence[Step]) -> None:
-        super().__init__(db, directory="", table_name=HISTORY_TABLE)
         names = [step.name for step in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"migration names repeat: {names}")
+        super().__init__(db, directory="", table_name=HISTORY_TABLE)
         self.steps = tuple(steps)
 
     def migrations(self) -> list[Migration]:

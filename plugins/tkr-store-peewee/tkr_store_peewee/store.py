@@ -40,12 +40,20 @@ class PeeweeStore:
     # --- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
-        """Check that the database answers, then migrate when ``auto_migrate`` is on."""
-        async with guarded(self.db, "start"):
-            ensure_parent_dir(self.settings)
-            await self.db.aexecute_sql("SELECT 1")
-        if self.settings.auto_migrate:
-            await self.migrate()
+        """Check that the database answers, then migrate when ``auto_migrate`` is on.
+
+        On failure the pool is closed again: a host that fails to start may
+        never call :meth:`close`.
+        """
+        try:
+            async with guarded(self.db, "start"):
+                ensure_parent_dir(self.settings)
+                await self.db.aexecute_sql("SELECT 1")
+            if self.settings.auto_migrate:
+                await self.migrate()
+        except BaseException:
+            await self.db.close_pool()
+            raise
 
     async def close(self) -> None:
         await self.db.close_pool()
@@ -86,12 +94,7 @@ class PeeweeStore:
                 )
             )
             await self._run(
-                MemberRow.insert_many(
-                    [
-                        {"session_id": session.id, "member_id": m.id, "kind": m.kind, "joined_at": session.created_at}
-                        for m in session.members
-                    ]
-                )
+                MemberRow.insert_many([{"session_id": session.id, "member_id": m.id, "kind": m.kind, "joined_at": session.created_at} for m in session.members])
             )
         return session
 
@@ -115,11 +118,7 @@ class PeeweeStore:
         async with guarded(self.db, "add_member"), self._write():
             if await self._first(SessionRow.select(SessionRow.pk).where(SessionRow.id == session_id)) is None:
                 raise HostError("not_found.session")
-            await self._run(
-                MemberRow.insert(
-                    session_id=session_id, member_id=member.id, kind=member.kind, joined_at=format_ts(utc_now())
-                ).on_conflict_ignore()
-            )
+            await self._run(MemberRow.insert(session_id=session_id, member_id=member.id, kind=member.kind, joined_at=format_ts(utc_now())).on_conflict_ignore())
             session = await self._load_session(session_id)
         if session is None:  # pragma: no cover - sessions are never deleted
             raise HostError("not_found.session")
@@ -156,9 +155,7 @@ class PeeweeStore:
             # The counter row is the lock that orders writers of one session:
             # seq comes from it, never from MAX(seq) + 1.
             bumped = await self._all(
-                SessionRow.update(last_seq=SessionRow.last_seq + 1)
-                .where(SessionRow.id == draft.session_id)
-                .returning(SessionRow.last_seq)
+                SessionRow.update(last_seq=SessionRow.last_seq + 1).where(SessionRow.id == draft.session_id).returning(SessionRow.last_seq)
             )
             if not bumped:
                 raise HostError("not_found.session")
@@ -181,8 +178,7 @@ class PeeweeStore:
                 await self._run(
                     DeliveryRow.insert_many(
                         [
-                            {"agent_id": agent, "message_id": message.id, "session_id": message.session_id,
-                             "created_at": message.ts, "acked": False}
+                            {"agent_id": agent, "message_id": message.id, "session_id": message.session_id, "created_at": message.ts, "acked": False}
                             for agent in agents
                         ]
                     )
@@ -201,9 +197,7 @@ class PeeweeStore:
 
     async def _find(self, session_id: str, sender_id: str, client_id: str) -> Message | None:
         row = await self._first(
-            MessageRow.select().where(
-                (MessageRow.session_id == session_id) & (MessageRow.sender_id == sender_id) & (MessageRow.client_id == client_id)
-            )
+            MessageRow.select().where((MessageRow.session_id == session_id) & (MessageRow.sender_id == sender_id) & (MessageRow.client_id == client_id))
         )
         return None if row is None else _message(row)
 
@@ -219,10 +213,7 @@ class PeeweeStore:
     async def messages_after(self, session_id: str, since_seq: int, limit: int) -> list[Message]:
         async with guarded(self.db, "messages_after"):
             rows = await self._all(
-                MessageRow.select()
-                .where((MessageRow.session_id == session_id) & (MessageRow.seq > since_seq))
-                .order_by(MessageRow.seq)
-                .limit(max(limit, 0))
+                MessageRow.select().where((MessageRow.session_id == session_id) & (MessageRow.seq > since_seq)).order_by(MessageRow.seq).limit(max(limit, 0))
             )
         return [_message(row) for row in rows]
 
@@ -241,16 +232,18 @@ class PeeweeStore:
 
     async def record_receipt(self, session_id: str, seq: int, member_id: str, status: ReceiptStatus) -> None:
         async with guarded(self.db, "record_receipt"), self._write():
-            row = await self._first(
-                MessageRow.select(MessageRow.id).where((MessageRow.session_id == session_id) & (MessageRow.seq == seq))
-            )
+            row = await self._first(MessageRow.select(MessageRow.id).where((MessageRow.session_id == session_id) & (MessageRow.seq == seq)))
             if row is None:
                 raise HostError("not_found.message")
             # One row per (message, member, status): "delivered" and "read" are
             # both kept, and repeating a receipt changes nothing.
             await self._run(
                 ReceiptRow.insert(
-                    message_id=row.id, session_id=session_id, seq=seq, member_id=member_id, status=status,
+                    message_id=row.id,
+                    session_id=session_id,
+                    seq=seq,
+                    member_id=member_id,
+                    status=status,
                     at=format_ts(utc_now()),
                 ).on_conflict_ignore()
             )
@@ -283,9 +276,7 @@ class PeeweeStore:
         now = utc_now()
         async with guarded(self.db, "put_context"), _session_must_exist(), self._write():
             # Expired contexts of the session are no use to anyone: drop them here.
-            await self._run(
-                ContextRow.delete().where((ContextRow.session_id == record.session_id) & (ContextRow.expires_ms <= _epoch_ms(now)))
-            )
+            await self._run(ContextRow.delete().where((ContextRow.session_id == record.session_id) & (ContextRow.expires_ms <= _epoch_ms(now))))
             await self._run(
                 ContextRow.insert(
                     session_id=record.session_id,
@@ -298,17 +289,14 @@ class PeeweeStore:
                     updated_at=format_ts(now),
                 ).on_conflict(
                     conflict_target=[ContextRow.session_id, ContextRow.context_id],
-                    preserve=[ContextRow.data, ContextRow.targets, ContextRow.created_by, ContextRow.expires_ms,
-                              ContextRow.message_id, ContextRow.updated_at],
+                    preserve=[ContextRow.data, ContextRow.targets, ContextRow.created_by, ContextRow.expires_ms, ContextRow.message_id, ContextRow.updated_at],
                 )
             )
 
     async def list_contexts(self, session_id: str, agent_id: str, now: datetime) -> list[ContextRecord]:
         async with guarded(self.db, "list_contexts"):
             rows = await self._all(
-                ContextRow.select()
-                .where((ContextRow.session_id == session_id) & (ContextRow.expires_ms > _epoch_ms(now)))
-                .order_by(ContextRow.pk)
+                ContextRow.select().where((ContextRow.session_id == session_id) & (ContextRow.expires_ms > _epoch_ms(now))).order_by(ContextRow.pk)
             )
         # Targets are a JSON list: filtering them here keeps the query the same
         # on SQLite and PostgreSQL, and a session holds few live contexts.

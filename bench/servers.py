@@ -1,0 +1,145 @@
+"""Start, watch and stop the two servers under test, each in a process of its own.
+
+Both read one generated TOML file: its top-level keys are Hypercorn's (the same
+for both), the host also reads ``[host]`` and ``[plugins.*]``. The host gets a
+fresh SQLite file in the run's temp dir and its JWT secret through
+``TKR_JWT_SECRET``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+BENCH_DIR = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+TARGETS = ("bare", "host")
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(directory: Path, port: int) -> Path:
+    """The config both servers read; only the host reads past the top-level keys."""
+    config = directory / "config.toml"
+    config.write_text(
+        f'bind = ["127.0.0.1:{port}"]\n'
+        "workers = 1\n"
+        "graceful_timeout = 5\n"
+        "\n[host]\n"
+        f'public_url = "http://127.0.0.1:{port}"\n'
+        "drain_timeout_s = 2\n"
+        "\n[plugins.auth_jwt]\n"
+        'secret = "env:TKR_JWT_SECRET"\n'
+        "\n[plugins.store_peewee]\n"
+        f'url = "sqlite:///{directory / "tkr.db"}"\n'
+    )
+    return config
+
+
+@dataclass
+class Server:
+    """One running server process."""
+
+    target: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_TIMEOUT_S)
+        return self.process.returncode
+
+
+def start_server(target: str, directory: Path, jwt_secret: str) -> Server:
+    """Start ``target`` ("bare" or "host") on a fresh port, logging to ``directory``."""
+    port = free_port()
+    config = write_config(directory, port)
+    if target == "host":
+        args = [str(BIN / "tkr-host"), "serve", "--config", str(config)]
+    elif target == "bare":
+        args = [sys.executable, str(BENCH_DIR / "bare_server.py"), "--config", str(config)]
+    else:
+        raise ValueError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    # The user's TKR_* overrides would make the run depend on the shell it was started from.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TKR_")}
+    env["TKR_JWT_SECRET"] = jwt_secret
+    log_path = directory / f"{target}.log"
+    with log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=directory, env=env)
+    return Server(target=target, url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+
+
+async def wait_ready(server: Server) -> None:
+    """Until the server answers its readiness route (``/readyz`` or ``/healthz``)."""
+    path = "/readyz" if server.target == "host" else "/healthz"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    timeout = aiohttp.ClientTimeout(total=2)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.target} exited with {server.process.returncode}:\n{server.log_tail()}")
+            try:
+                async with http.get(server.url + path) as response:
+                    if response.status == 200:
+                        return
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{server.target} was not ready within {READY_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+
+
+# --- /proc readings ---------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident set size of ``pid`` in KiB (``VmRSS``), or None where /proc has none."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of ``pid`` (all its threads) in seconds."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # The command name may hold spaces; the fields after it are fixed.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

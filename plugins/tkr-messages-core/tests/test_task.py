@@ -1,0 +1,152 @@
+"""The task type and /tasks through a real host."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from tkr_messages_core.lifecycle import ALLOWED, FINAL, check_move
+
+
+def task(session_id: str, **payload) -> dict:
+    return {"session_id": session_id, "client_id": f"c-{uuid.uuid4().hex[:10]}", "type": "task", "payload": payload}
+
+
+async def setup(tkr_client):
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["worker"])
+    return alice, session_id
+
+
+# --- the lifecycle table, without a host -------------------------------------------
+
+
+@pytest.mark.parametrize(("current", "target"), [(c, t) for c, targets in ALLOWED.items() for t in targets])
+def test_every_allowed_move_passes(current, target):
+    check_move(current, target)
+
+
+@pytest.mark.parametrize("current", sorted(FINAL))
+@pytest.mark.parametrize("target", ["working", "completed", "submitted", "canceled"])
+def test_nothing_leaves_a_final_state(current, target):
+    from tkr_host import HostError
+
+    with pytest.raises(HostError) as error:
+        check_move(current, target)
+    assert error.value.code == "conflict.task_state"
+    assert "reference_task_ids" in error.value.to_wire()["hint"]
+
+
+def test_a_skipped_step_is_refused_with_the_allowed_moves_in_the_hint():
+    from tkr_host import HostError
+
+    with pytest.raises(HostError) as error:
+        check_move("submitted", "completed")
+    assert "working" in error.value.to_wire()["hint"]
+
+
+# --- through the host ----------------------------------------------------------------
+
+
+async def test_create_assign_work_and_complete_with_history(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    worker = await tkr_client("worker", kind="agent", namespace="/agents")
+    created = await alice.call("message:send", task(session_id, task_id="t1", action="create", title="Summarise", assignee="worker"))
+    assert created["ok"], created
+    delivered = await worker.wait_for("message", lambda m: m["type"] == "task")
+    assert delivered["payload"]["task_id"] == "t1"
+    assert (await worker.call("message:send", task(session_id, task_id="t1", action="update", state="working")))["ok"]
+    done = await worker.call("message:send", task(session_id, task_id="t1", action="update", state="completed", status_text="done"))
+    assert done["ok"], done
+    tasks = await tkr_client("alice", namespace="/tasks")
+    document = (await tasks.ok("task:get", {"task_id": "t1"}))["task"]
+    assert document["state"] == "completed" and document["status_text"] == "done"
+    assert [(h["state"], h["by"]) for h in document["history"]] == [("submitted", "alice"), ("working", "worker"), ("completed", "worker")]
+    assert document["created_by"] == "alice" and document["assignee"] == "worker"
+
+
+async def test_an_illegal_move_is_refused_and_stores_nothing(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
+    refused = await alice.call("message:send", task(session_id, task_id="t1", action="update", state="completed"))
+    assert refused["error"]["code"] == "conflict.task_state"
+    assert refused["error"]["details"] == {"from": "submitted", "to": "completed"}
+    assert [m["payload"]["action"] for m in await alice.history(session_id)] == ["create"]
+    twice = await alice.call("message:send", task(session_id, task_id="t1", action="create"))
+    assert twice["error"]["code"] == "conflict.task_exists"
+    unknown = await alice.call("message:send", task(session_id, task_id="nope", action="update", state="working"))
+    assert unknown["error"]["code"] == "not_found.task"
+
+
+async def test_only_creator_assignee_or_session_creator_may_change_a_task(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+    bob = await tkr_client("bob")
+    await bob.ok("message:send", task(session_id, task_id="t-bob", action="create", assignee="worker"))
+    carol_session = session_id
+    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "carol", "kind": "user"}})
+    carol = await tkr_client("carol")
+    refused = await carol.call("message:send", task(carol_session, task_id="t-bob", action="cancel"))
+    assert refused["error"]["code"] == "permission.task"
+    # alice created the session, so she may cancel bob's task.
+    assert (await alice.call("message:send", task(session_id, task_id="t-bob", action="cancel")))["ok"]
+
+
+async def test_artifacts_append_and_reference_tasks(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    worker = await tkr_client("worker", kind="agent", namespace="/agents")
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create", assignee="worker"))
+    await worker.ok("message:send", task(session_id, task_id="t1", action="update", state="working",
+                                         artifact={"artifact_id": "a", "name": "report", "parts": [{"kind": "text", "text": "Part 1. "}]}))
+    await worker.ok("message:send", task(session_id, task_id="t1", action="update", artifact={
+        "artifact_id": "a", "parts": [{"kind": "text", "text": "Part 2."}, {"kind": "data", "data": {"n": 2}}], "append": True, "last_chunk": True}))
+    await worker.ok("message:send", task(session_id, task_id="t1", action="update", state="completed"))
+    tasks = await tkr_client("alice", namespace="/tasks")
+    document = (await tasks.ok("task:get", {"task_id": "t1"}))["task"]
+    assert document["artifacts"] == [{"artifact_id": "a", "name": "report", "last_chunk": True, "parts": [
+        {"kind": "text", "text": "Part 1. "}, {"kind": "text", "text": "Part 2."}, {"kind": "data", "data": {"n": 2}}]}]
+    follow = await alice.call("message:send", task(session_id, task_id="t2", action="create", reference_task_ids=["t1"]))
+    assert follow["ok"]
+    bad_part = await worker.call("message:send", task(session_id, task_id="t2", action="update", artifact={
+        "artifact_id": "b", "parts": [{"kind": "video"}]}))
+    assert bad_part["error"]["code"] == "validation.payload"
+
+
+async def test_subscribers_get_a_snapshot_then_every_change(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create", assignee="worker", title="T"))
+    follower = await tkr_client("alice", namespace="/tasks")
+    await follower.ok("task:subscribe", {"task_id": "t1"})
+    snapshot = await follower.wait_for("task:update")
+    assert snapshot["task"]["state"] == "submitted" and snapshot["task"]["title"] == "T"
+    await alice.ok("message:send", task(session_id, task_id="t1", action="update", state="working"))
+    change = await follower.wait_for("task:update", lambda u: u["task"]["state"] == "working")
+    assert change["task"]["history"][-1]["state"] == "working"
+    await follower.ok("task:unsubscribe", {"task_id": "t1"})
+    await alice.ok("message:send", task(session_id, task_id="t1", action="cancel"))
+    await asyncio.sleep(0.3)
+    assert [u["task"]["state"] for u in follower.received("task:update")] == ["submitted", "working"]
+
+
+async def test_tasks_namespace_is_for_members_only(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
+    mallory = await tkr_client("mallory", namespace="/tasks")
+    for event in ("task:get", "task:subscribe"):
+        assert (await mallory.call(event, {"task_id": "t1"}))["error"]["code"] == "permission.not_member"
+    assert (await mallory.call("task:get", {"task_id": "missing"}))["error"]["code"] == "not_found.task"
+    assert mallory.received("task:update") == []
+
+
+async def test_concurrent_updates_cannot_both_pass_against_the_same_state(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
+    await alice.ok("message:send", task(session_id, task_id="t1", action="update", state="working"))
+    acks = await asyncio.gather(
+        alice.call("message:send", task(session_id, task_id="t1", action="update", state="completed")),
+        alice.call("message:send", task(session_id, task_id="t1", action="update", state="failed")),
+    )
+    assert sorted(ack["ok"] for ack in acks) == [False, True]
+    assert [ack for ack in acks if not ack["ok"]][0]["error"]["code"] == "conflict.task_state"
