@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 import traceback
 from collections import Counter
@@ -311,4 +312,6 @@ class Worker:
 
 def worker_main(pipe: Connection, plan: WorkerPlan) -> None:
     """The worker process's entry point."""
+    # Ctrl-C reaches the whole process group: the orchestrator stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.run(Worker(pipe, plan).serve())

@@ -42,6 +42,8 @@ IDLE_WARMUP_PER_WORKER = 3
 IDLE_SETTLE_S = 1.5
 #: Pause between targets, so one's aftermath does not land on the other.
 COOL_DOWN_S = 2.0
+#: Workers outlive the run's deadline by this much, so the run's own timeout fires first and stops them.
+WORKER_GRACE_S = 10.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -174,6 +176,7 @@ async def run_target(target: str, args: argparse.Namespace, deadline: float, ser
     """Everything measured for one target; servers and workers go into the caller's lists for cleanup."""
     secret = secrets.token_urlsafe(48)
     text = ("benchmark message " * (args.text_bytes // 18 + 1))[: args.text_bytes]
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix=f"tkr-bench-{target}-") as directory:
         server = start_server(target, Path(directory), secret)
         servers.append(server)
@@ -184,11 +187,11 @@ async def run_target(target: str, args: argparse.Namespace, deadline: float, ser
             mine = [tuple(plans[i::args.workers]) for i in range(args.workers)]
             handles = [
                 WorkerHandle(WorkerPlan(index=i, url=server.url, jwt_secret=secret, clients=mine[i], messages=args.messages,
-                                        window=args.window, text=text, ack_timeout_s=args.ack_timeout, deadline=deadline))
+                                        window=args.window, text=text, ack_timeout_s=args.ack_timeout,
+                                        deadline=deadline + WORKER_GRACE_S))
                 for i in range(args.workers)
             ]
             workers.extend(handles)
-            figures: dict[str, Any] = {}
             if args.idle:
                 figures.update(await measure_idle(server, handles, args.idle))
                 log(f"{target}: {figures['idle_connections']} idle connections: "
@@ -204,7 +207,9 @@ async def run_target(target: str, args: argparse.Namespace, deadline: float, ser
             workers.clear()
             code = server.stop()
             servers.remove(server)
-            log(f"{target}: stopped (exit code {code})")
+            figures["server_exit_code"] = code
+            figures["server_warnings"] = server.warnings()
+            log(f"{target}: stopped (exit code {code}, {len(figures['server_warnings'])} warnings or errors in its log)")
 
 
 async def drive(target: str, server: Server, workers: list[WorkerHandle], args: argparse.Namespace) -> dict[str, Any]:
@@ -276,17 +281,17 @@ async def drive(target: str, server: Server, workers: list[WorkerHandle], args: 
 
 # --- report ------------------------------------------------------------------------------
 
-#: (key, label, digits) of the figures in the table, in order.
+#: (key, label, digits, has a host/bare ratio) of the figures in the table, in order.
 TABLE = [
-    ("sends_per_s", "sends/s", 0),
-    ("deliveries_per_s", "deliveries/s", 0),
-    ("ack_p50_ms", "ack latency p50 (ms)", 1),
-    ("ack_p99_ms", "ack latency p99 (ms)", 1),
-    ("lost", "lost messages", 0),
-    ("idle_kib_per_connection", "RSS per idle connection (KiB)", 1),
-    ("server_cpu_ms_per_send", "server CPU per send (ms)", 2),
-    ("server_cpu_percent", "server CPU (% of one core)", 0),
-    ("load_cpu_percent", "load generator CPU (% of one core)", 0),
+    ("sends_per_s", "sends/s", 0, True),
+    ("deliveries_per_s", "deliveries/s", 0, True),
+    ("ack_p50_ms", "ack latency p50 (ms)", 1, True),
+    ("ack_p99_ms", "ack latency p99 (ms)", 1, True),
+    ("lost", "lost messages", 0, True),
+    ("idle_kib_per_connection", "RSS per idle connection (KiB)", 1, True),
+    ("server_cpu_ms_per_send", "server CPU per send (ms)", 2, True),
+    ("server_cpu_percent", "server CPU (% of one core)", 0, False),
+    ("load_cpu_percent", "load generator CPU (% of one core)", 0, False),
 ]
 
 
@@ -303,7 +308,9 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     if not host or not bare:
         return {}
     out: dict[str, float | None] = {}
-    for key, _, _ in TABLE:
+    for key, _, _, has_ratio in TABLE:
+        if not has_ratio:
+            continue
         h, b = host.get(key), bare.get(key)
         out[key] = h / b if isinstance(h, int | float) and isinstance(b, int | float) and b else None
     return out
@@ -313,10 +320,10 @@ def table(results: dict[str, dict[str, Any]], ratio: dict[str, float | None]) ->
     targets = list(results)
     header = ["figure", *targets] + (["host/bare"] if ratio else [])
     rows = [header]
-    for key, label, digits in TABLE:
+    for key, label, digits, has_ratio in TABLE:
         row = [label, *(fmt(results[t].get(key), digits) for t in targets)]
         if ratio:
-            row.append(fmt(ratio.get(key), 2))
+            row.append(fmt(ratio.get(key), 2) if has_ratio else "")
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
@@ -401,4 +408,8 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse_args())))
+    try:
+        sys.exit(asyncio.run(main(parse_args())))
+    except KeyboardInterrupt:
+        log("interrupted: servers and workers stopped, no result written")
+        sys.exit(130)

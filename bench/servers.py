@@ -70,6 +70,15 @@ class Server:
         except OSError:
             return "(no log)"
 
+    def warnings(self, limit: int = 20) -> list[str]:
+        """The log's WARNING, ERROR and CRITICAL lines and tracebacks (the first ``limit``)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        marks = (" WARNING ", " ERROR ", " CRITICAL ", "[WARNING]", "[ERROR]", "[CRITICAL]", "Traceback")
+        return [line for line in lines if any(mark in line for mark in marks)][:limit]
+
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``; returns the exit code."""
         if self.process.poll() is None:

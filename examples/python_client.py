@@ -1,6 +1,6 @@
 """Connect to /chat, create a session, send one text message, print the ack.
 
-    TKR_URL=http://127.0.0.1:8000 TKR_TOKEN=<token> .venv/bin/python examples/python_client.py
+TKR_URL=http://127.0.0.1:8000 TKR_TOKEN=<token> .venv/bin/python examples/python_client.py
 """
 
 import asyncio

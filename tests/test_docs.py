@@ -41,7 +41,7 @@ def documented_tables() -> dict[str, set[str]]:
     tables: dict[str, set[str]] = {}
     for heading, following in zip(headings, [*headings[1:], None], strict=True):
         section = text[heading.end() : following.start() if following else len(text)]
-        section = re.split(r"^#{1,3} ", section, maxsplit=1, flags=re.MULTILINE)[0]
+        section = re.split(r"^#+ ", section, maxsplit=1, flags=re.MULTILINE)[0]  # a #### sub-table is not the table
         tables[heading["table"]] = {row["key"] for row in KEY_ROW.finditer(section)}
     return tables
 

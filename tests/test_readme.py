@@ -34,8 +34,7 @@ async def run_example(host: RunningHost, *argv: str) -> dict[str, Any]:
     """Run an example against ``host`` as alice; return the ack it printed."""
     env = {**os.environ, "TKR_URL": host.url, "TKR_TOKEN": make_token("alice")}
     # An asyncio subprocess: the test's loop keeps serving the host meanwhile.
-    process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
     except TimeoutError:

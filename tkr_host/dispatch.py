@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,6 +204,7 @@ class Dispatcher:
                 return await self._reserved_event(spec, sid, event)
             if connection is None:
                 raise HostError("protocol.not_connected", message="This socket is not connected to the namespace.")
+            connection.last_event_at = time.monotonic()
             data = self._check_payload(args)
             handler = spec.events.get(event)
             if handler is None:

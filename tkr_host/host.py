@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,6 +46,9 @@ class Connection:
     principal: Principal
     peer: str
     sessions: set[str] = field(default_factory=set)
+    #: ``time.monotonic()`` of the socket's last application event (or its
+    #: connect); the guard plugin closes sockets idle for too long.
+    last_event_at: float = field(default_factory=time.monotonic)
 
 
 class Host:
@@ -99,6 +103,26 @@ class Host:
             return await operation()
         result: T = await self.store_guard(operation)
         return result
+
+    async def disconnect_client(self, sid: str, namespace: str, error: HostError) -> None:
+        """Tell a socket why, then close its whole connection.
+
+        ``eio.disconnect`` only queues a close packet, which engine.io-client
+        ignores over WebSocket, so the socket would linger until the ping
+        timeout; waking the writer with ``None`` makes Engine.IO close the
+        transport itself.
+        """
+        try:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, namespace)
+            await self.sio.emit("error", error.to_wire(), to=sid, namespace=namespace)
+            if eio_sid is None:
+                return
+            socket = self.sio.eio.sockets.get(eio_sid)
+            await self.sio.eio.disconnect(eio_sid)
+            if socket is not None:
+                socket.queue.put_nowait(None)
+        except Exception:
+            log.exception("disconnecting %s from %s failed", sid, namespace)
 
     async def publish_task(self, document: dict[str, Any], to: str | None = None) -> None:
         """Send ``task:update`` to the task's ``/tasks`` subscribers (or one socket)."""

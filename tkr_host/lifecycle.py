@@ -44,13 +44,8 @@ async def drain(host: Host) -> None:
         await asyncio.sleep(0.02)
     if host.dispatcher.inflight:
         log.warning("drain: %d events still in flight after %.1f s", host.dispatcher.inflight, host.settings.host.drain_timeout_s)
-    error = HostError("protocol.shutting_down").to_wire()
-    for (namespace, sid) in list(host.connections):
-        try:
-            await host.sio.emit("error", error, to=sid, namespace=namespace)
-            await host.sio.disconnect(sid, namespace=namespace)
-        except Exception:
-            log.exception("drain: disconnecting %s failed", sid)
+    for namespace, sid in list(host.connections):
+        await host.disconnect_client(sid, namespace, HostError("protocol.shutting_down"))
 
 
 async def shutdown(host: Host) -> None:

@@ -10,7 +10,8 @@ connect is one hash and one dictionary lookup.
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic_core import PydanticCustomError
@@ -78,6 +79,18 @@ class ApiKeySettings(BaseModel):
     keys: tuple[ApiKeyEntry, ...] = ()
 
     _by_digest: dict[str, Principal] = PrivateAttr(default_factory=dict)
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        # An environment variable (TKR_PLUGINS__AUTH_APIKEY__KEYS, or keys = "env:NAME")
+        # arrives as a string: read it as a JSON array of tables.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise _config_error("as a string (from an environment variable), keys must be a JSON array of tables") from None
+        return value
 
     @field_validator("keys")
     @classmethod
