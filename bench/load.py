@@ -166,7 +166,7 @@ class Worker:
     # --- connections ------------------------------------------------------------
 
     async def open(self, name: str, sio: socketio.AsyncClient | None = None) -> socketio.AsyncClient:
-        sio = sio or socketio.AsyncClient(reconnection=False)
+        sio = sio or socketio.AsyncClient(reconnection=False, handle_sigint=False)
         try:
             await sio.connect(self.plan.url, namespaces=[NAMESPACE], auth={"token": make_token(name, self.plan.jwt_secret)},
                               transports=["websocket"], wait_timeout=CONNECT_TIMEOUT_S)
@@ -209,7 +209,7 @@ class Worker:
     async def connect(self, _: Any) -> dict[str, Any]:
         async def connect(name: str) -> None:
             plan = next(c for c in self.plan.clients if c.name == name)
-            client = LoadClient(plan=plan, sio=socketio.AsyncClient(reconnection=False))
+            client = LoadClient(plan=plan, sio=socketio.AsyncClient(reconnection=False, handle_sigint=False))
             client.sio.on("message", client.on_message, namespace=NAMESPACE)
             await self.open(name, client.sio)
             self.clients.append(client)

@@ -42,6 +42,9 @@ IDLE_WARMUP_PER_WORKER = 3
 IDLE_SETTLE_S = 1.5
 #: Pause between targets, so one's aftermath does not land on the other.
 COOL_DOWN_S = 2.0
+#: What is running now, so that even an interrupted clean-up can finish the job.
+LIVE_SERVERS: list[Server] = []
+LIVE_WORKERS: list[WorkerHandle] = []
 #: Workers outlive the run's deadline by this much, so the run's own timeout fires first and stops them.
 WORKER_GRACE_S = 10.0
 
@@ -126,17 +129,25 @@ class WorkerHandle:
             raise RuntimeError(f"load worker {self.plan.index} failed {command}:\n{result}")
         return result
 
-    def stop(self) -> None:
-        """Ask politely, then terminate, then kill; never leaves the process behind."""
-        if self.process.is_alive():
+
+def stop_workers(workers: list[WorkerHandle], grace_s: float = 5.0) -> None:
+    """Ask every worker to close, then terminate, then kill: never leaves one behind.
+
+    A worker reads "close" between commands only, so one stuck in a command is
+    terminated after ``grace_s``; its sockets die with it.
+    """
+    for worker in workers:
+        if worker.process.is_alive():
             with contextlib.suppress(OSError):
-                self.pipe.send(("close", None))
-            self.process.join(10)
-        for end in (self.process.terminate, self.process.kill):
-            if self.process.is_alive():
-                end()
-                self.process.join(5)
-        self.pipe.close()
+                worker.pipe.send(("close", None))
+    for end in (None, BaseProcess.terminate, BaseProcess.kill):
+        deadline = time.monotonic() + grace_s
+        for worker in workers:
+            if end is not None and worker.process.is_alive():
+                end(worker.process)
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        worker.pipe.close()
 
 
 async def on_all(workers: list[WorkerHandle], command: str, argument: Callable[[WorkerHandle], Any] | Any = None,
@@ -202,8 +213,7 @@ async def run_target(target: str, args: argparse.Namespace, deadline: float, ser
             log(f"{target}: server log tail:\n{server.log_tail()}")
             raise
         finally:
-            for handle in workers:
-                handle.stop()
+            stop_workers(workers)
             workers.clear()
             code = server.stop()
             servers.remove(server)
@@ -366,8 +376,7 @@ async def main(args: argparse.Namespace) -> int:
     log(f"{env['cpus']} CPUs, load average {' '.join(f'{x:.2f}' for x in env['loadavg'])}")
     results: dict[str, dict[str, Any]] = {}
     failures: dict[str, str] = {}
-    servers: list[Server] = []
-    workers: list[WorkerHandle] = []
+    servers, workers = LIVE_SERVERS, LIVE_WORKERS
     try:
         async with asyncio.timeout(args.timeout):
             for i, target in enumerate(args.targets):
@@ -383,8 +392,7 @@ async def main(args: argparse.Namespace) -> int:
         log(failures["run"])
     finally:
         # Normally empty already; after a timeout or an interrupt, nothing is left running.
-        for worker in workers:
-            worker.stop()
+        stop_workers(workers)
         for server in servers:
             server.stop()
 
@@ -411,5 +419,10 @@ if __name__ == "__main__":
     try:
         sys.exit(asyncio.run(main(parse_args())))
     except KeyboardInterrupt:
+        # A second Ctrl-C may have cut the clean-up short: finish it, without waiting.
+        for worker in LIVE_WORKERS:
+            worker.process.kill()
+        for server in LIVE_SERVERS:
+            server.process.kill()
         log("interrupted: servers and workers stopped, no result written")
         sys.exit(130)

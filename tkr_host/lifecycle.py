@@ -22,6 +22,16 @@ async def startup(host: Host) -> None:
         raise RuntimeError("no plugin provides a message store: install tkr-store-peewee or another store plugin")
     host.store = store
     await store.start()
+    try:
+        await _start_plugins(host)
+    except BaseException:
+        await store.close()
+        raise
+    host.started = True
+
+
+async def _start_plugins(host: Host) -> None:
+    pm = host.pm
     types: dict[str, MessageType] = {}
     # pluggy returns the last-registered plugin's list first; apply in
     # registration order so that a later plugin replaces an earlier type.
@@ -31,7 +41,6 @@ async def startup(host: Host) -> None:
     host.message_types = types
     host.rate_limiter = pm.hook.rate_limiter(host=host)
     await call_all(pm.hook.host_startup, host=host)
-    host.started = True
     log.info("tkr-host started with message types %s", ", ".join(sorted(types)) or "none")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -31,20 +32,36 @@ def postgres_dsn() -> str:
     return dsn
 
 
+@asynccontextmanager
+async def postgres_settings() -> AsyncIterator[StoreSettings]:
+    """Settings for a fresh schema of the test PostgreSQL, dropped afterwards."""
+    dsn = postgres_dsn()
+    schema = f"tkr_test_{uuid.uuid4().hex[:16]}"
+    try:
+        yield StoreSettings(url=dsn, pg_schema=schema, pool_size=5)
+    finally:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
 @pytest.fixture(params=BACKENDS)
 async def store_settings(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[StoreSettings]:
     """Settings of a fresh, empty database on the parametrized backend."""
     if request.param == "sqlite":
         yield StoreSettings(url=f"sqlite:///{tmp_path / 'data' / 'tkr.db'}")
         return
-    dsn = postgres_dsn()
-    schema = f"tkr_test_{uuid.uuid4().hex[:16]}"
-    yield StoreSettings(url=dsn, pg_schema=schema, pool_size=5)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    async with postgres_settings() as settings:
+        yield settings
+
+
+@pytest.fixture
+async def pg_settings() -> AsyncIterator[StoreSettings]:
+    """Settings of a fresh PostgreSQL schema, for tests of PostgreSQL alone."""
+    async with postgres_settings() as settings:
+        yield settings
 
 
 @pytest.fixture

@@ -254,6 +254,29 @@ async def test_pending_deliveries_oldest_first_until_acked(store: PeeweeStore) -
     assert_released(store)
 
 
+async def test_pending_deliveries_page_after_a_message(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    sent = [(await store.append_message(draft(session_id, f"c-{n}"), ["echo"])).message for n in range(7)]
+    await store.append_message(draft(session_id, "c-other"), ["other-agent"])
+    await store.ack_delivery("echo", sent[2].id)
+
+    pages: list[list[int]] = []
+    after: str | None = None
+    while True:
+        page = await store.pending_deliveries("echo", 2, after)
+        pages.append([m.seq for m in page])
+        if len(page) < 2:
+            break
+        after = page[-1].id
+    assert pages == [[1, 2], [4, 5], [6, 7], []]
+    # The page after an acked message starts right after it.
+    assert [m.seq for m in await store.pending_deliveries("echo", 10, sent[2].id)] == [4, 5, 6, 7]
+    # Another agent's delivery, or no delivery at all, is no place to start from.
+    assert await store.pending_deliveries("echo", 10, "no-such-message") == []
+    assert await store.pending_deliveries("other-agent", 10, sent[0].id) == []
+    assert_released(store)
+
+
 async def test_deliveries_survive_a_restart(store: PeeweeStore, open_store: OpenStore) -> None:
     session_id = await new_session(store, ECHO)
     sent = [(await store.append_message(draft(session_id, f"c-{n}"), ["echo"])).message for n in range(3)]
@@ -439,14 +462,13 @@ async def test_an_unreachable_postgresql_is_unavailable() -> None:
         await store.close()
 
 
-async def test_a_dropped_postgresql_connection_is_unavailable(store_settings: StoreSettings, open_store: OpenStore) -> None:
+async def test_a_dropped_postgresql_connection_is_unavailable(pg_settings: StoreSettings) -> None:
     """The server ends the connection in the middle of an append: the caller sees
     ``store.unavailable``, nothing is half-written, and the next call works."""
-    if store_settings.is_sqlite:
-        pytest.skip("PostgreSQL only: SQLite has no server connection to lose")
-    store = await open_store()
+    store = PeeweeStore(pg_settings)
+    await store.start()
     session_id = await new_session(store)
-    blocker = await asyncpg.connect(store_settings.url, server_settings={"search_path": store_settings.pg_schema or "public"})
+    blocker = await asyncpg.connect(pg_settings.url, server_settings={"search_path": pg_settings.pg_schema or "public"})
     try:
         async with blocker.transaction():
             # Hold the session's counter row so the append waits on it, then end
@@ -463,7 +485,8 @@ async def test_a_dropped_postgresql_connection_is_unavailable(store_settings: St
             await blocker.execute("SELECT pg_terminate_backend($1)", waiting[0])
             with pytest.raises(HostError) as caught:
                 await append
+        assert caught.value.code == "store.unavailable"
+        assert (await store.append_message(draft(session_id, "c-1"), [])).message.seq == 1
     finally:
         await blocker.close()
-    assert caught.value.code == "store.unavailable"
-    assert (await store.append_message(draft(session_id, "c-1"), [])).message.seq == 1
+        await store.close()

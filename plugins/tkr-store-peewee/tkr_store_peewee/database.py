@@ -11,11 +11,53 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from playhouse.pwasyncio import AsyncPostgresqlDatabase, AsyncSqliteDatabase
+import aiosqlite
+from playhouse.pwasyncio import AsyncPostgresqlDatabase, AsyncSqliteConnection, AsyncSqliteDatabase, AsyncSqlitePool
 
 from tkr_store_peewee.settings import SQLITE_PREFIX, StoreSettings
 
 MEMORY = ":memory:"
+
+
+class _ClosingSqlitePool(AsyncSqlitePool):  # type: ignore[misc]
+    """pwasyncio's SQLite pool, minus a leak: a connection whose set-up fails
+    (``PRAGMA journal_mode`` on a locked file) is closed, and so are the ones
+    opened before it. Left open, each keeps a non-daemon aiosqlite thread
+    alive, and the process cannot exit."""
+
+    async def initialize(self) -> _ClosingSqlitePool:
+        try:
+            for _ in range(self._pool_size):
+                self._queue.put_nowait(await self._create_connection())
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def _create_connection(self) -> AsyncSqliteConnection:
+        conn = await aiosqlite.connect(self._database, isolation_level=None, **self._connect_params)
+        try:
+            if self._on_connect is not None:
+                await self._on_connect(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return AsyncSqliteConnection(conn)
+
+
+class _SqliteDatabase(AsyncSqliteDatabase):  # type: ignore[misc]
+    """``AsyncSqliteDatabase`` on :class:`_ClosingSqlitePool`."""
+
+    async def _create_pool_async(self) -> _ClosingSqlitePool:
+        # As the parent does, except for the pool class (a file database only).
+        pool = _ClosingSqlitePool(
+            self.database,
+            pool_size=self._pool_size,
+            on_connect=self._add_conn_hooks,
+            timeout=self._timeout,
+            **self.connect_params,
+        )
+        return await pool.initialize()
 
 
 def sqlite_path(settings: StoreSettings) -> str | None:
@@ -44,7 +86,9 @@ def open_database(settings: StoreSettings) -> Any:
     path = sqlite_path(settings)
     if path is not None:
         busy_ms = int(settings.sqlite_busy_timeout_s * 1000)
-        return AsyncSqliteDatabase(
+        # ":memory:" keeps pwasyncio's own single-connection pool.
+        database_class = AsyncSqliteDatabase if path == MEMORY else _SqliteDatabase
+        return database_class(
             path,
             # busy_timeout comes first so that switching to WAL waits for a
             # writer on another process instead of failing at once.

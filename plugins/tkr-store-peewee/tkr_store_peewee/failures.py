@@ -64,8 +64,6 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is unavailable now, not that the call is wrong."""
     for error in _chain(exc):
-        if isinstance(error, HostError):
-            return False
         # ConnectionRefusedError, a DNS failure, a reset socket, TimeoutError.
         if isinstance(error, (OSError, *_ASYNCPG_TRANSIENT)):
             return True

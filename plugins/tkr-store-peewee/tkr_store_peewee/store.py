@@ -250,14 +250,21 @@ class PeeweeStore:
 
     # --- agent deliveries -------------------------------------------------------
 
-    async def pending_deliveries(self, agent_id: str, limit: int) -> list[Message]:
+    async def pending_deliveries(self, agent_id: str, limit: int, after: str | None = None) -> list[Message]:
+        """Unacked messages for ``agent_id``, oldest delivery first.
+
+        With ``after`` (the last message id of the previous page) the page starts
+        after that message's delivery row, acked or not. An ``after`` that is no
+        delivery of this agent gives an empty page rather than starting over, so
+        a pager can never loop.
+        """
+        where = (DeliveryRow.agent_id == agent_id) & (DeliveryRow.acked == False)  # noqa: E712 - SQL, not Python
+        if after is not None:
+            marker = DeliveryRow.alias()
+            where &= DeliveryRow.pk > marker.select(marker.pk).where((marker.agent_id == agent_id) & (marker.message_id == after))
         async with guarded(self.db, "pending_deliveries"):
             rows = await self._all(
-                MessageRow.select()
-                .join(DeliveryRow, on=(DeliveryRow.message_id == MessageRow.id))
-                .where((DeliveryRow.agent_id == agent_id) & (DeliveryRow.acked == False))  # noqa: E712 - SQL, not Python
-                .order_by(DeliveryRow.pk)
-                .limit(max(limit, 0))
+                MessageRow.select().join(DeliveryRow, on=(DeliveryRow.message_id == MessageRow.id)).where(where).order_by(DeliveryRow.pk).limit(max(limit, 0))
             )
         return [_message(row) for row in rows]
 

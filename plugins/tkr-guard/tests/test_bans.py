@@ -1,0 +1,174 @@
+"""Bans through a real host and real clients, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tkr_host.testing import ConnectRefused, TkrClient, connect_client, make_token, start_host
+
+ATTACKER = "203.0.113.7"
+
+
+async def test_an_auth_failure_flood_bans_the_address_and_even_a_valid_token_is_refused(tkr_host, connect_from, fail_auth, eventually):
+    errors = await fail_auth(ATTACKER, 9)
+    assert {error["code"] for error in errors} == {"auth.invalid"}
+    # Not banned yet: a valid token still gets in, and stays as a live socket of the address.
+    live = await connect_from(ATTACKER, "carol")
+    bystander = await connect_from("127.0.0.1", "bob")
+
+    [tenth] = await fail_auth(ATTACKER, 1)
+    assert tenth["code"] == "auth.invalid"
+
+    with pytest.raises(ConnectRefused) as refused:
+        await connect_from(ATTACKER, "carol")
+    error = refused.value.error
+    assert error["code"] == "auth.banned" and error["category"] == "auth"
+    assert 0 < error["retry_after"] <= 300
+    assert error["hint"] and error["recoverable"] is True
+
+    # The live socket of the address was told why, then disconnected.
+    told = await live.wait_for("error")
+    assert told["code"] == "auth.banned" and told["retry_after"] > 0
+    await eventually(lambda: not live.sio.connected, what="the banned address's socket to be closed")
+    # Other addresses are not affected.
+    assert bystander.sio.connected
+    assert (await bystander.ok("session:list"))["ok"]
+    await connect_from("198.51.100.20", "carol")
+
+
+@pytest.mark.tkr_settings({"plugins": {"guard": {"ban_after_events": 10, "access_denied_weight": 5}}})
+async def test_a_banned_principal_is_told_and_disconnected_and_refused_from_any_address(tkr_host, connect_from, eventually):
+    bob = await connect_from("127.0.0.1", "bob")
+    session_id = await bob.create_session("private")
+    alice_chat = await connect_from("198.51.100.1", "alice")
+    alice_tasks = await connect_from("198.51.100.1", "alice", namespace="/tasks")
+    alice_elsewhere = await connect_from("198.51.100.2", "alice")
+
+    first = await alice_chat.call("session:join", {"session_id": session_id})
+    assert first["error"]["code"] == "permission.not_member"
+    await alice_chat.call("session:join", {"session_id": session_id})
+
+    for socket in (alice_chat, alice_tasks, alice_elsewhere):
+        told = await socket.wait_for("error")
+        assert told["code"] == "auth.banned"
+        await eventually(lambda socket=socket: not socket.sio.connected, what="alice's sockets to be closed")
+    assert bob.sio.connected and (await bob.ok("session:list"))["ok"]
+
+    # The principal is banned wherever it comes from (on_connect), and so is the address (authenticate).
+    with pytest.raises(ConnectRefused) as refused:
+        await connect_from("198.51.100.3", "alice")
+    assert refused.value.error["code"] == "auth.banned" and refused.value.error["details"] == {"kind": "principal"}
+    with pytest.raises(ConnectRefused) as refused:
+        await connect_from("198.51.100.1", "carol")
+    assert refused.value.error["details"] == {"kind": "ip"}
+    await connect_from("198.51.100.3", "carol")
+    assert not [key for key in tkr_host.host.connections if tkr_host.host.connections[key].principal.id == "alice"]
+
+
+@pytest.mark.tkr_settings({"plugins": {"guard": {"ban_after_auth_failures": 2, "ban_s": 1.0}}})
+async def test_bans_expire_and_refused_retries_do_not_extend_them(tkr_host, connect_from, fail_auth):
+    await fail_auth(ATTACKER, 2)
+    for _ in range(3):
+        with pytest.raises(ConnectRefused) as refused:
+            await connect_from(ATTACKER, "carol")
+        assert refused.value.error["code"] == "auth.banned"
+        assert refused.value.error["retry_after"] <= 1.0
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.6)
+    client = await connect_from(ATTACKER, "carol")
+    assert client.sio.connected
+    # The count started again with the ban: one more failure does not ban at once.
+    await fail_auth(ATTACKER, 1)
+    await connect_from(ATTACKER, "carol")
+
+
+@pytest.mark.tkr_settings({"plugins": {"guard": {"ban_after_auth_failures": 3}}})
+async def test_the_admin_api_lists_and_lifts_bans(tkr_host, connect_from, fail_auth, http):
+    await fail_auth(ATTACKER, 3)
+    bans_url = f"{tkr_host.url}/api/v1/bans"
+    admin = make_token("root", roles=["admin"])
+
+    status, body = await http("GET", bans_url, admin)
+    assert status == 200
+    [ban] = body["bans"]
+    assert (ban["target"], ban["kind"]) == (ATTACKER, "ip")
+    assert 0 < ban["retry_after"] <= 300 and "3 failed authentications" in ban["reason"]
+    assert ban["banned_at"].endswith("Z")
+
+    status, body = await http("DELETE", f"{bans_url}/{ATTACKER}", admin)
+    assert status == 200 and body["lifted"]["target"] == ATTACKER
+    assert (await http("GET", bans_url, admin)) == (200, {"bans": []})
+    await connect_from(ATTACKER, "carol")
+
+    status, body = await http("DELETE", f"{bans_url}/{ATTACKER}", admin)
+    assert status == 404 and body["error"]["code"] == "not_found.ban"
+
+
+async def test_the_admin_api_is_for_admins_only(tkr_host, http):
+    bans_url = f"{tkr_host.url}/api/v1/bans"
+    status, body = await http("GET", bans_url)
+    assert status == 401 and body["error"]["code"] == "auth.required"
+    status, body = await http("GET", bans_url, make_token("bob"))
+    assert status == 403 and body["error"]["code"] == "permission.admin"
+    status, body = await http("DELETE", f"{bans_url}/{ATTACKER}", make_token("bob", roles=["ops"]))
+    assert status == 403 and body["error"]["code"] == "permission.admin"
+    status, body = await http("GET", bans_url, "not-a-token")
+    assert status == 401
+
+
+@pytest.mark.tkr_settings({"plugins": {"guard": {"ban_after_events": 10, "access_denied_weight": 5}}})
+async def test_a_principal_ban_is_lifted_by_id_and_a_banned_address_cannot_use_the_api(tkr_host, connect_from, http, eventually):
+    bob = await connect_from("127.0.0.1", "bob")
+    session_id = await bob.create_session()
+    alice = await connect_from("198.51.100.1", "alice")
+    for _ in range(2):
+        await alice.call("session:join", {"session_id": session_id})
+    await eventually(lambda: not alice.sio.connected)
+    admin = make_token("root", roles=["admin"])
+    bans_url = f"{tkr_host.url}/api/v1/bans"
+
+    # Even an admin token is refused from a banned address: the ban check comes before any credential.
+    status, body = await http("GET", bans_url, admin, ip="198.51.100.1")
+    assert status == 401 and body["error"]["code"] == "auth.banned"
+
+    status, body = await http("GET", bans_url, admin)
+    assert {(ban["kind"], ban["target"]) for ban in body["bans"]} == {("ip", "198.51.100.1"), ("principal", "alice")}
+    assert (await http("DELETE", f"{bans_url}/principal:alice", admin))[0] == 200
+    await connect_from("198.51.100.9", "alice")
+    with pytest.raises(ConnectRefused):
+        await connect_from("198.51.100.1", "alice")
+
+
+@pytest.mark.tkr_settings({"plugins": {"guard": {"exempt": ["203.0.113.0/24"], "ban_after_auth_failures": 3}}})
+async def test_exempt_addresses_are_never_banned(tkr_host, connect_from, fail_auth):
+    await fail_auth(ATTACKER, 5)
+    await connect_from(ATTACKER, "carol")
+    await fail_auth("198.51.100.7", 3)
+    with pytest.raises(ConnectRefused):
+        await connect_from("198.51.100.7", "carol")
+
+
+@pytest.mark.parametrize("guard_backend", ["redis"], indirect=True)
+@pytest.mark.tkr_settings({"plugins": {"guard": {"ban_after_events": 10, "access_denied_weight": 5}}})
+async def test_a_ban_on_one_node_closes_the_principals_sockets_on_every_node(tkr_host, tkr_settings, connect_from, eventually):
+    other, stop_other = await start_host(tkr_settings)
+    try:
+        sio = await connect_client(other.url, make_token("alice"), headers={"X-Forwarded-For": "198.51.100.50"})
+        alice_there = TkrClient(sio, "alice", "/chat")
+        try:
+            bob = await connect_from("127.0.0.1", "bob")
+            session_id = await bob.create_session()
+            alice_here = await connect_from("198.51.100.1", "alice")
+            for _ in range(2):
+                await alice_here.call("session:join", {"session_id": session_id})
+            told = await alice_there.wait_for("error")
+            assert told["code"] == "auth.banned"
+            await eventually(lambda: not alice_there.sio.connected, what="alice's socket on the other node to close")
+            with pytest.raises(ConnectRefused):
+                await connect_client(other.url, make_token("alice"), headers={"X-Forwarded-For": "198.51.100.51"})
+        finally:
+            await alice_there.close()
+    finally:
+        await stop_other()

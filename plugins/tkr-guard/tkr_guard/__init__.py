@@ -1,0 +1,88 @@
+"""tkr-guard: suspicious-activity scoring, bans, and stale connections.
+
+The hook implementations only. The rules live in ``scoring``, where bans and
+tallies are kept in ``backends``, the per-host orchestration in ``guard``, the
+idle sweep in ``idle``, the admin API in ``routes`` and ``tkr-host bans`` in
+``commands``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pydantic import BaseModel
+from quart import Quart
+
+from tkr_guard import routes
+from tkr_guard.commands import add_bans_command
+from tkr_guard.guard import Guard
+from tkr_guard.scoring import Target
+from tkr_guard.settings import PLUGIN_NAME, GuardSettings
+from tkr_host import Handshake, Host, Principal, SecurityEvent, hookimpl
+
+__all__ = ["GuardSettings"]
+
+
+@hookimpl
+def config_model() -> type[BaseModel]:
+    return GuardSettings
+
+
+@hookimpl
+async def host_startup(host: Host) -> None:
+    guard = Guard(host, host.config(PLUGIN_NAME, GuardSettings))
+    await guard.start()
+    host.extensions[PLUGIN_NAME] = guard
+
+
+@hookimpl
+async def host_shutdown(host: Host) -> None:
+    guard = host.extensions.pop(PLUGIN_NAME, None)
+    if isinstance(guard, Guard):
+        await guard.stop()
+
+
+@hookimpl(tryfirst=True)
+async def authenticate(host: Host, handshake: Handshake) -> Principal | None:
+    # First of all authenticators: a banned address is refused before any
+    # credential is looked at. Never accepts anyone itself.
+    guard = Guard.of(host)
+    if guard is not None:
+        try:
+            target = Target.parse(f"ip:{handshake.peer}")
+        except ValueError:
+            return None  # no address to check ("unknown")
+        await guard.check(target)
+    return None
+
+
+@hookimpl(tryfirst=True)
+async def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer: str) -> None:
+    # First of the observers, so that none of them sees a connect refused here.
+    guard = Guard.of(host)
+    if guard is not None:
+        await guard.check(Target("principal", principal.id))
+
+
+@hookimpl
+def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> None:
+    guard = Guard.of(host)
+    if guard is not None:
+        guard.forget(sid, namespace)
+
+
+@hookimpl
+async def on_security_event(host: Host, event: SecurityEvent) -> None:
+    guard = Guard.of(host)
+    if guard is not None:
+        await guard.observe(event)
+
+
+@hookimpl
+def register_blueprints(host: Host, app: Quart) -> None:
+    app.register_blueprint(routes.blueprint(host))
+
+
+@hookimpl
+def register_commands(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    add_bans_command(subcommands)

@@ -1,0 +1,40 @@
+"""tkr-recovery: recovery strategies chosen by error kind.
+
+The built-in ``retry`` and ``circuit_breaker`` strategies guard every store
+write the host makes; another plugin adds its own through the
+``recovery_strategies`` hook and names it in ``[plugins.recovery] order``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from tkr_host import Host, RecoveryStrategy, hookimpl
+from tkr_recovery.chain import StoreGuard, order_strategies
+from tkr_recovery.settings import RecoverySettings
+from tkr_recovery.strategies import CircuitBreaker, RetryWithBackoff
+
+PLUGIN_NAME = "recovery"
+
+
+@hookimpl
+def config_model() -> type[BaseModel]:
+    return RecoverySettings
+
+
+@hookimpl
+def recovery_strategies(host: Host) -> list[RecoveryStrategy]:
+    settings = host.config(PLUGIN_NAME, RecoverySettings)
+    return [
+        RetryWithBackoff(settings.retry_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s, settings.retry_budget_s),
+        CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_s),
+    ]
+
+
+@hookimpl
+def host_startup(host: Host) -> None:
+    settings = host.config(PLUGIN_NAME, RecoverySettings)
+    offered = [strategy for strategies in host.pm.hook.recovery_strategies(host=host) for strategy in strategies or []]
+    guard = StoreGuard(order_strategies(offered, settings.order))
+    host.extensions[PLUGIN_NAME] = guard
+    host.store_guard = guard
