@@ -122,3 +122,23 @@ def test_the_example_config_file_is_valid(monkeypatch):
     validated = validate_plugin_tables(make_plugin_manager(settings), settings)
     assert settings.hypercorn["bind"] == ["127.0.0.1:8000"]
     assert "store_peewee" in validated
+
+
+def test_a_list_in_an_environment_variable_is_decoded_for_a_plugin(tmp_path, monkeypatch):
+    class ListSettings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        names: list[str] = []
+        label: str = ""
+
+    class ListPlugin:
+        __name__ = "lists"
+
+        @hookimpl
+        def config_model(self) -> type[BaseModel]:
+            return ListSettings
+
+    monkeypatch.setenv("TKR_PLUGINS__LISTS__NAMES", '["a", "b"]')
+    monkeypatch.setenv("TKR_PLUGINS__LISTS__LABEL", '["kept as text"]')
+    settings = load_settings(None)
+    validated = validate_plugin_tables(make_plugin_manager(settings, [ListPlugin()], entry_points=False), settings)
+    assert validated["lists"] == ListSettings(names=["a", "b"], label='["kept as text"]')

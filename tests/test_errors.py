@@ -33,7 +33,7 @@ def test_an_unlisted_code_takes_its_categorys_defaults():
 
 @pytest.mark.parametrize("code", ["nope", "oops.thing", "auth."])
 def test_a_code_must_be_category_dot_reason(code):
-    with pytest.raises(ValueError, match="category.reason"):
+    with pytest.raises(ValueError, match=r"category\.reason"):
         HostError(code)
 
 

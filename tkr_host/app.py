@@ -15,6 +15,7 @@ from tkr_host.dispatch import Dispatcher
 from tkr_host.host import Host
 from tkr_host.namespaces import all_namespaces
 from tkr_host.plugins import make_plugin_manager, validate_plugin_tables
+from tkr_host.server import TkrServer
 
 #: Engine.IO's own limit: a larger packet closes the sender's connection.
 MAX_HTTP_BUFFER_SIZE = 1_048_576
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = 
 
     manager = pm.hook.client_manager(host=host)
     cors: list[str] | None = settings.host.cors_allowed_origins or None
-    host.sio = socketio.AsyncServer(
+    host.sio = sio = TkrServer(
         async_mode="asgi",
         client_manager=manager,
         # Serve every namespace so that unknown ones can be refused with a
@@ -44,9 +45,14 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = 
         ping_interval=settings.host.ping_interval_s,
         ping_timeout=settings.host.ping_timeout_s,
         max_http_buffer_size=MAX_HTTP_BUFFER_SIZE,
+        # Hypercorn's workers share one listening socket, so long-polling
+        # requests of one client can land on different workers: serve
+        # WebSocket only there (PROTOCOL.md, Transport).
+        transports=["websocket"] if int(settings.hypercorn.get("workers", 1)) > 1 else ["polling", "websocket"],
         logger=False,
         engineio_logger=False,
     )
+    sio.host = host
     dispatcher = Dispatcher(host)
     host.dispatcher = dispatcher
     for spec in all_namespaces():

@@ -100,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         pm = make_plugin_manager(load_settings(None))
         pm.hook.register_commands(subcommands=subcommands)
-    except ConfigError as exc:  # a broken environment variable
-        print(f"tkr-host: {exc}", file=sys.stderr)
+    except ConfigError:
+        # A broken environment variable: the command itself reports it, once,
+        # when it loads the configuration.
+        pass
     return parser
 
 

@@ -200,6 +200,8 @@ class Dispatcher:
         connection = host.connection(sid, spec.path)
         context = {"namespace": spec.path, "event": event, "sid": sid, "principal_id": connection.principal.id if connection else None}
         try:
+            if not isinstance(event, str):
+                raise HostError("validation.unknown_event", message="An event name must be a string.")
             if event in RESERVED_EVENTS:
                 return await self._reserved_event(spec, sid, event)
             if connection is None:

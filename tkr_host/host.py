@@ -26,9 +26,8 @@ from tkr_host.streams import StreamRegistry
 from tkr_host.types import MessageType, Principal, RateLimiter, SecurityEvent, Store
 
 if TYPE_CHECKING:
-    import socketio
-
     from tkr_host.dispatch import Dispatcher
+    from tkr_host.server import TkrServer
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class Host:
         self.settings = settings
         self.pm = pm
         self.plugin_settings = plugin_settings
-        self.sio: socketio.AsyncServer
+        self.sio: TkrServer
         self._store: Store | None = None
         self.message_types: dict[str, MessageType] = {}
         self.rate_limiter: RateLimiter | None = None
@@ -105,22 +104,12 @@ class Host:
         return result
 
     async def disconnect_client(self, sid: str, namespace: str, error: HostError) -> None:
-        """Tell a socket why, then close its whole connection.
-
-        ``eio.disconnect`` only queues a close packet, which engine.io-client
-        ignores over WebSocket, so the socket would linger until the ping
-        timeout; waking the writer with ``None`` makes Engine.IO close the
-        transport itself.
-        """
+        """Tell a socket why, then close its whole connection, transport included."""
         try:
             eio_sid = self.sio.manager.eio_sid_from_sid(sid, namespace)
             await self.sio.emit("error", error.to_wire(), to=sid, namespace=namespace)
-            if eio_sid is None:
-                return
-            socket = self.sio.eio.sockets.get(eio_sid)
-            await self.sio.eio.disconnect(eio_sid)
-            if socket is not None:
-                socket.queue.put_nowait(None)
+            if eio_sid is not None:
+                await self.sio.close_transport(eio_sid)
         except Exception:
             log.exception("disconnecting %s from %s failed", sid, namespace)
 

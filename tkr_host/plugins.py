@@ -6,8 +6,10 @@ implementation at a time in pluggy's order (last registered first).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -83,12 +85,30 @@ def validate_plugin_tables(pm: pluggy.PluginManager, settings: Settings) -> dict
         if name not in models:
             raise ConfigError(f"{where}: [plugins.{name}]: plugin {name!r} takes no configuration")
     for name, model in models.items():
-        table = resolve_secrets(settings.plugins.get(name, {}), where, f"plugins.{name}")
+        table = decode_env_values(model, resolve_secrets(settings.plugins.get(name, {}), where, f"plugins.{name}"))
         try:
             validated[name] = model.model_validate(table)
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(where, exc, table=f"plugins.{name}")) from None
     return validated
+
+
+def decode_env_values(model: type[BaseModel], table: dict[str, Any]) -> dict[str, Any]:
+    """Decode JSON lists and tables given as strings for fields that are not strings.
+
+    ``TKR_PLUGINS__<NAME>__<KEY>`` variables arrive as strings, and plugin
+    tables are free-form until their model is known, so a list such as
+    ``'["a", "b"]'`` is decoded here, where the field's type is known.
+    """
+    decoded = dict(table)
+    for key, value in table.items():
+        field = model.model_fields.get(key)
+        if field is None or field.annotation is str or not isinstance(value, str) or value[:1] not in "[{":
+            continue
+        # Left as it is when it is not JSON: the model then names the key.
+        with contextlib.suppress(ValueError):
+            decoded[key] = json.loads(value)
+    return decoded
 
 
 # --- calling hooks that may be async ----------------------------------------

@@ -12,9 +12,9 @@ import logging
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tkr_host.dispatch import NamespaceSpec
+from tkr_host.dispatch import NamespaceSpec, validation_error
 from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
 from tkr_host.pipeline import member_session, send_message, store_and_deliver
@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Pending deliveries read per page while an agent catches up.
 REPLAY_PAGE = 200
-#: Largest streamed reply, in characters, before `validation.too_large`.
-MAX_STREAM_TEXT = 1_000_000
+#: Largest streamed reply, in characters: the stored reply is a `text`
+#: message, so it has the text type's limit.
+MAX_STREAM_TEXT = 32_768
 
 
 class Request(BaseModel):
@@ -182,7 +183,10 @@ async def stream_end(host: Host, conn: Connection, data: dict[str, Any]) -> dict
     if text_type is None:
         raise HostError("validation.unknown_type", message="No plugin provides the `text` type that streamed replies use.")
     payload = request.payload if request.payload is not None else {"text": stream.text}
-    validated = text_type.payload_model.model_validate(payload).model_dump(mode="json", exclude_none=True)
+    try:
+        validated = text_type.payload_model.model_validate(payload).model_dump(mode="json", exclude_none=True)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix="payload.") from None
     result = await finish_stream(host, stream, validated, "complete")
     return {"message": {"id": result.id, "seq": result.seq, "ts": result.ts}}
 

@@ -38,6 +38,12 @@ async def test_an_auth_failure_flood_bans_the_address_and_even_a_valid_token_is_
     await connect_from("198.51.100.20", "carol")
 
 
+async def test_with_the_defaults_a_few_auth_failures_ban_nothing(tkr_host, connect_from, fail_auth):
+    # Other test suites fail authentication on purpose a few times per host.
+    await fail_auth("127.0.0.1", 5)
+    await connect_from("127.0.0.1", "carol")
+
+
 @pytest.mark.tkr_settings({"plugins": {"guard": {"ban_after_events": 10, "access_denied_weight": 5}}})
 async def test_a_banned_principal_is_told_and_disconnected_and_refused_from_any_address(tkr_host, connect_from, eventually):
     bob = await connect_from("127.0.0.1", "bob")

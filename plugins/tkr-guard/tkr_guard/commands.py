@@ -23,6 +23,8 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+import redis
+
 from tkr_guard.backends import Ban, RedisBackend
 from tkr_guard.scoring import Target
 from tkr_guard.settings import PLUGIN_NAME, GuardSettings
@@ -62,12 +64,10 @@ class RedisAdmin:
 
         try:
             return asyncio.run(run())
-        except OSError as exc:  # redis-py's ConnectionError and TimeoutError are OSErrors too
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise CommandError(f"cannot reach Redis at {self.settings.redis_url}: {exc}") from None
-        except Exception as exc:
-            if type(exc).__module__.startswith("redis"):
-                raise CommandError(f"Redis at {self.settings.redis_url} failed: {exc}") from None
-            raise
+        except redis.RedisError as exc:
+            raise CommandError(f"Redis at {self.settings.redis_url} failed: {exc}") from None
 
     def list(self) -> list[Ban]:
         return self._run(lambda backend: backend.bans())
