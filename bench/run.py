@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import ClientPlan, WorkerPlan, worker_main
-from bench.servers import TARGETS, Server, cpu_seconds, rss_kib, start_server, wait_ready
+from bench.servers import TARGETS, Server, cpu_seconds, installed_plugins, machine_busy_seconds, rss_kib, start_server, wait_ready
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -178,6 +178,8 @@ async def measure_idle(server: Server, workers: list[WorkerHandle], count: int) 
     await on_all(workers, "idle_close")
     total = sum(o["opened"] for o in opened)
     errors = [e for o in opened for e in o["errors"]]
+    if errors:
+        raise RuntimeError(f"{count - total} of {count} idle connections failed, e.g. {errors[0]}")
     per_connection = (after - before) / total if before is not None and after is not None and total else None
     return {"idle_connections": total, "idle_errors": errors[:5], "rss_before_idle_kib": before, "rss_with_idle_kib": after,
             "idle_kib_per_connection": per_connection}
@@ -218,6 +220,7 @@ async def run_target(target: str, args: argparse.Namespace, deadline: float, ser
             code = server.stop()
             servers.remove(server)
             figures["server_exit_code"] = code
+            figures["server_config"] = server.config_text
             figures["server_warnings"] = server.warnings()
             log(f"{target}: stopped (exit code {code}, {len(figures['server_warnings'])} warnings or errors in its log)")
 
@@ -236,7 +239,7 @@ async def drive(target: str, server: Server, workers: list[WorkerHandle], args: 
 
     worker_pids = [w.pid for w in workers]
     rss_before = rss_kib(server.pid)
-    server_cpu, load_cpu = cpu_seconds(server.pid), cpu_of(worker_pids)
+    server_cpu, load_cpu, machine_cpu = cpu_seconds(server.pid), cpu_of(worker_pids), machine_busy_seconds()
     sent = await on_all(workers, "send", timeout=STEP_TIMEOUT_S + args.clients * args.messages * args.ack_timeout)
     acked: dict[str, int] = {}
     for part in sent:
@@ -249,6 +252,8 @@ async def drive(target: str, server: Server, workers: list[WorkerHandle], args: 
     settled = await on_all(workers, "settle", {"expected": expected, "timeout_s": args.settle}, timeout=STEP_TIMEOUT_S + args.settle)
     server_cpu_used = (cpu_seconds(server.pid) or 0.0) - (server_cpu or 0.0)
     load_cpu_used = cpu_of(worker_pids) - load_cpu
+    machine_after = machine_busy_seconds()
+    other_cpu_used = machine_after - machine_cpu - server_cpu_used - load_cpu_used if machine_after is not None and machine_cpu is not None else None
     rss_after = rss_kib(server.pid)
 
     started = min(part["started"] for part in sent)
@@ -273,6 +278,8 @@ async def drive(target: str, server: Server, workers: list[WorkerHandle], args: 
         "server_cpu_ms_per_send": server_cpu_used * 1000 / total_acked if total_acked else None,
         "server_cpu_percent": 100 * server_cpu_used / delivery_wall if delivery_wall > 0 else None,
         "load_cpu_percent": 100 * load_cpu_used / delivery_wall if delivery_wall > 0 else None,
+        "other_cpu_percent": 100 * max(0.0, other_cpu_used) / delivery_wall if other_cpu_used is not None and delivery_wall > 0 else None,
+        "failed_sends": sum(send_errors.values()),
         "sent": args.clients * args.messages,
         "acked": total_acked,
         "send_errors": send_errors,
@@ -298,10 +305,12 @@ TABLE = [
     ("ack_p50_ms", "ack latency p50 (ms)", 1, True),
     ("ack_p99_ms", "ack latency p99 (ms)", 1, True),
     ("lost", "lost messages", 0, True),
+    ("failed_sends", "failed or refused sends", 0, False),
     ("idle_kib_per_connection", "RSS per idle connection (KiB)", 1, True),
     ("server_cpu_ms_per_send", "server CPU per send (ms)", 2, True),
     ("server_cpu_percent", "server CPU (% of one core)", 0, False),
     ("load_cpu_percent", "load generator CPU (% of one core)", 0, False),
+    ("other_cpu_percent", "other processes' CPU (% of one core)", 0, False),
 ]
 
 
@@ -358,6 +367,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "commit": commit or None,
+        "host_plugins": installed_plugins(),
         "packages": {name: package(name) for name in ("tkr-host", "python-socketio", "python-engineio", "hypercorn", "quart", "peewee", "aiosqlite")},
     }
 
@@ -401,7 +411,7 @@ async def main(args: argparse.Namespace) -> int:
         print(table(results, ratio))
     report = {
         "date": started.isoformat(timespec="seconds"),
-        "command": "python -m bench.run " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
         "params": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
         "environment": env,
         "results": results,

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import aiohttp
@@ -33,10 +34,31 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def installed_plugins() -> list[str]:
+    """Entry-point names of the host plugins installed here: the host loads them all."""
+    return sorted({ep.name for ep in entry_points(group="tkr_host")})
+
+
+#: Tables for plugins that would refuse the benchmark's traffic: every client
+#: comes from 127.0.0.1 and sends as fast as acks allow. The limits are set out
+#: of reach and the address exempt, so the plugins still do their per-event
+#: work but refuse nothing. Written only for plugins that are installed (the host
+#: refuses a table for a plugin it does not have).
+PERMISSIVE_TABLES = {
+    "ratelimit": (
+        "messages_per_second = 1000000\nmessage_burst = 1000000\n"
+        "connects_per_minute = 60000000\nconnect_burst = 1000000\n"
+        "sessions_per_minute = 60000000\nsession_burst = 1000000\n"
+    ),
+    "guard": 'exempt = ["127.0.0.1/32"]\n',
+}
+
+
 def write_config(directory: Path, port: int) -> Path:
     """The config both servers read; only the host reads past the top-level keys."""
+    installed = installed_plugins()
     config = directory / "config.toml"
-    config.write_text(
+    text = (
         f'bind = ["127.0.0.1:{port}"]\n'
         "workers = 1\n"
         "graceful_timeout = 5\n"
@@ -48,6 +70,10 @@ def write_config(directory: Path, port: int) -> Path:
         "\n[plugins.store_peewee]\n"
         f'url = "sqlite:///{directory / "tkr.db"}"\n'
     )
+    for name, table in PERMISSIVE_TABLES.items():
+        if name in installed:
+            text += f"\n[plugins.{name}]\n{table}"
+    config.write_text(text)
     return config
 
 
@@ -59,6 +85,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    config_text: str
 
     @property
     def pid(self) -> int:
@@ -107,7 +134,7 @@ def start_server(target: str, directory: Path, jwt_secret: str) -> Server:
     log_path = directory / f"{target}.log"
     with log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=directory, env=env)
-    return Server(target=target, url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    return Server(target=target, url=f"http://127.0.0.1:{port}", process=process, log_path=log_path, config_text=config.read_text())
 
 
 async def wait_ready(server: Server) -> None:
@@ -150,5 +177,19 @@ def cpu_seconds(pid: int) -> float | None:
         # The command name may hold spaces; the fields after it are fixed.
         fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU time all CPUs have spent not idle since boot (``/proc/stat``), in seconds.
+
+    Its growth during the load, less the server's and the workers' own, is what
+    other processes took: the noise of a shared machine.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None

@@ -90,19 +90,21 @@ def tkr_store_url(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path}/tkr.db"
 
 
-@pytest.fixture
-def tkr_settings(request: pytest.FixtureRequest, tkr_store_url: str) -> dict[str, Any]:
+def default_settings(store_url: str) -> dict[str, Any]:
+    """A test host's config: the test JWT secret, a store at ``store_url``, short heartbeats."""
     installed = installed_plugins()
     plugins: dict[str, Any] = {}
     if "auth_jwt" in installed:
         plugins["auth_jwt"] = {"secret": TEST_JWT_SECRET}
     if "store_peewee" in installed:
-        plugins["store_peewee"] = {"url": tkr_store_url}
+        plugins["store_peewee"] = {"url": store_url}
     # Short heartbeats: a polling client's disconnect is noticed within seconds.
-    settings: dict[str, Any] = {
-        "host": {"ping_interval_s": 1.0, "ping_timeout_s": 2.0, "drain_timeout_s": 2.0},
-        "plugins": plugins,
-    }
+    return {"host": {"ping_interval_s": 1.0, "ping_timeout_s": 2.0, "drain_timeout_s": 2.0}, "plugins": plugins}
+
+
+@pytest.fixture
+def tkr_settings(request: pytest.FixtureRequest, tkr_store_url: str) -> dict[str, Any]:
+    settings = default_settings(tkr_store_url)
     for marker in reversed(list(request.node.iter_markers("tkr_settings"))):
         settings = deep_merge(settings, marker.args[0])
     return settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,18 +13,20 @@ import redis.asyncio as redis
 from tkr_guard.backends import Ban, MemoryBackend, RedisBackend, glob_escape
 from tkr_guard.scoring import Charge, Target
 
+from tkr_host.testing import deep_merge, start_host
+
 ALICE = Target("principal", "alice")
 ADDRESS = Target("ip", "203.0.113.7")
 
 
 @pytest.fixture
 async def backend(guard_backend: dict[str, Any]) -> AsyncIterator[MemoryBackend | RedisBackend]:
-    """A started backend with a window of 0.3 s."""
+    """A started backend with a window of 1 s."""
     made: MemoryBackend | RedisBackend
     if guard_backend["backend"] == "redis":
-        made = RedisBackend(guard_backend["redis_url"], guard_backend["key_prefix"], window_s=0.3)
+        made = RedisBackend(guard_backend["redis_url"], guard_backend["key_prefix"], window_s=1.0)
     else:
-        made = MemoryBackend(window_s=0.3)
+        made = MemoryBackend(window_s=1.0)
     await made.start()
     try:
         yield made
@@ -36,7 +39,7 @@ async def test_tallies_add_up_within_the_window_and_start_again_after_it(backend
     address, alice = await backend.record([ADDRESS, ALICE], Charge(0, 2.5))
     assert (address.auth_failures, address.score) == (1, 2.5)
     assert (alice.auth_failures, alice.score) == (1, 2.5)
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(1.05)
     [address] = await backend.record([ADDRESS], Charge(1, 0.0))
     assert (address.auth_failures, address.score) == (1, 0.0)
 
@@ -190,3 +193,10 @@ async def test_new_bans_reach_the_other_nodes_but_not_their_own(redis_config) ->
 
 def test_a_key_prefix_is_matched_literally() -> None:
     assert glob_escape("tkr:[a]*?\\") == "tkr:\\[a\\]\\*\\?\\\\"
+
+
+@pytest.mark.parametrize("guard_backend", ["memory"], indirect=True)
+async def test_a_host_whose_redis_does_not_answer_does_not_start(tkr_settings) -> None:
+    unreachable = {"backend": "redis", "redis_url": "redis://127.0.0.1:1/0", "redis_timeout_s": 0.5}
+    with pytest.raises(Exception, match=re.escape("guard: Redis at redis://127.0.0.1:1/0 does not answer")):
+        await start_host(deep_merge(tkr_settings, {"plugins": {"guard": unreachable}}))

@@ -130,5 +130,5 @@ async def test_an_unreachable_host_is_one_line(tmp_path):
 
 
 async def test_bans_without_an_action_prints_its_usage():
-    status, out, err = await bans()
+    status, _, err = await bans()
     assert status == 2 and "list" in err and "lift" in err

@@ -37,10 +37,12 @@ def test_a_bad_target_is_refused(text: str) -> None:
         Target.parse(text)
 
 
-def test_auth_failures_count_and_our_own_refusals_do_not() -> None:
+def test_auth_failures_count_but_our_own_refusals_and_expired_tokens_do_not() -> None:
     rules = policy()
     assert rules.charge(SecurityEvent("auth_failure", "203.0.113.7", detail="auth.invalid")) == Charge(1, 0.0)
+    assert rules.charge(SecurityEvent("auth_failure", "203.0.113.7", namespace="http", detail="auth.required")) == Charge(1, 0.0)
     assert rules.charge(SecurityEvent("auth_failure", "203.0.113.7", detail="auth.banned")) is None
+    assert rules.charge(SecurityEvent("auth_failure", "203.0.113.7", detail="auth.expired")) is None
 
 
 def test_other_events_score_their_weight_and_a_zero_weight_is_not_counted() -> None:

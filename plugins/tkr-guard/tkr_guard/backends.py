@@ -95,6 +95,10 @@ class Backend(Protocol):
         """Tell the other nodes (nothing to do when unshared)."""
         ...
 
+    async def subscribe(self) -> None:
+        """Start hearing of other nodes' bans; ``watch`` delivers them."""
+        ...
+
     async def watch(self, on_ban: BanListener) -> None:
         """Call ``on_ban`` for each ban another node places; runs until cancelled."""
         ...
@@ -205,6 +209,9 @@ class MemoryBackend:
     async def publish(self, bans: Sequence[Ban]) -> None:
         return None
 
+    async def subscribe(self) -> None:
+        return None
+
     async def watch(self, on_ban: BanListener) -> None:
         return None
 
@@ -249,7 +256,10 @@ class RedisBackend:
 
     async def start(self) -> None:
         """Check that Redis answers: a guard that cannot keep bans should not start."""
-        await self.client.ping()
+        try:
+            await self.client.ping()
+        except redis.RedisError as exc:
+            raise RuntimeError(f"guard: Redis at {self.url} does not answer ({exc})") from exc
 
     async def close(self) -> None:
         if self._pubsub is not None:

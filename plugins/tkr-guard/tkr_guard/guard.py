@@ -62,11 +62,16 @@ class Guard:
         return guard if isinstance(guard, Guard) else None
 
     async def start(self) -> None:
-        await self.backend.start()
-        if isinstance(self.backend, RedisBackend):
-            await self.backend.subscribe()
-        if self.backend.shared:
-            self._watch = self.host.spawn(self.backend.watch(self._banned_elsewhere))
+        """Open the backend and start the background tasks; on failure, close what was opened."""
+        try:
+            await self.backend.start()
+            if self.backend.shared:
+                # Subscribed before the first connect, so that no ban is missed.
+                await self.backend.subscribe()
+                self._watch = self.host.spawn(self.backend.watch(self._banned_elsewhere))
+        except BaseException:
+            await self.backend.close()
+            raise
         if self.reaper is not None:
             self.reaper.start()
 
@@ -87,14 +92,21 @@ class Guard:
         sources = self.policy.sources(event)
         if charge is None or not sources:
             return []
-        tallies = await self.backend.record(sources, charge)
-        reason = self.policy.verdict(tallies)
-        if reason is None:
+        try:
+            tallies = await self.backend.record(sources, charge)
+            reason = self.policy.verdict(tallies)
+            if reason is None:
+                return []
+            bans = await self.backend.ban(sources, reason, self.policy.ban_s)
+        except Exception as exc:
+            log.warning("guard: could not count a %s event from %s (%s)", event.kind, event.peer, exc)
             return []
-        bans = await self.backend.ban(sources, reason, self.policy.ban_s)
         for ban in bans:
             log.warning("guard: banned %s for %g s: %s", ban.target.describe(), self.policy.ban_s, reason)
-        await self.backend.publish(bans)
+        try:
+            await self.backend.publish(bans)
+        except Exception as exc:
+            log.warning("guard: could not tell the other nodes of a ban (%s)", exc)
         self.kick(bans)
         return bans
 

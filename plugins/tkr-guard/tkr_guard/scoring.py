@@ -24,9 +24,11 @@ from tkr_host.types import SecurityEvent
 TargetKind = Literal["ip", "principal"]
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-#: Our own refusal is reported by the host as an auth failure; counting it
-#: would keep a ban alive for as long as the client retries.
-BANNED_CODE = "auth.banned"
+#: Auth failures that are no evidence of guessing. Our own refusal is reported
+#: by the host as an auth failure, and counting it would keep a ban alive for as
+#: long as the client retries. An expired token was genuinely signed: a browser
+#: tab left open reconnects with it again and again, and must not ban its office.
+NOT_COUNTED = frozenset({"auth.banned", "auth.expired"})
 
 
 @dataclass(frozen=True, order=True)
@@ -130,7 +132,7 @@ class Policy:
     def charge(self, event: SecurityEvent) -> Charge | None:
         """What the event costs its sources, or None when it is not counted."""
         if event.kind == "auth_failure":
-            return None if event.detail == BANNED_CODE else Charge(1, 0.0)
+            return None if event.detail in NOT_COUNTED else Charge(1, 0.0)
         weight = self.weights.get(event.kind, 0.0)
         return Charge(0, weight) if weight > 0 else None
 

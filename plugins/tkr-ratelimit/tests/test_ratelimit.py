@@ -15,6 +15,9 @@ from tkr_ratelimit import RedisBackend, build_backend
 from tkr_ratelimit.buckets import Rate
 from tkr_ratelimit.settings import RateLimitSettings
 
+from tkr_host import lifecycle
+from tkr_host.app import create_app
+from tkr_host.config import load_settings
 from tkr_host.testing import ConnectRefused, RunningHost, TkrClient, connect_client, deep_merge, make_token, start_host
 
 MakeClient = Callable[..., Awaitable[TkrClient]]
@@ -213,7 +216,9 @@ async def test_redis_keys_carry_the_prefix_and_expire(tkr_client: MakeClient, ra
 @pytest.mark.parametrize("ratelimit_backend", ["redis"], indirect=True)
 async def test_two_hosts_share_one_limit_through_redis(tkr_settings: dict[str, Any], tkr_plugins: list[Any], tmp_path: Any) -> None:
     settings = deep_merge(tkr_settings, {"plugins": {"ratelimit": {"messages_per_second": SLOW, "message_burst": 4}}})
-    other = deep_merge(settings, {"plugins": {"store_peewee": {"url": f"sqlite:///{tmp_path}/other.db"}}}) if "store_peewee" in settings["plugins"] else settings
+    other = settings
+    if "store_peewee" in settings["plugins"]:  # a database of its own: the limit is all the two hosts share
+        other = deep_merge(settings, {"plugins": {"store_peewee": {"url": f"sqlite:///{tmp_path}/other.db"}}})
     first, stop_first = await start_host(settings, tkr_plugins)
     clients: list[TkrClient] = []
     try:
@@ -242,9 +247,14 @@ async def test_two_hosts_share_one_limit_through_redis(tkr_settings: dict[str, A
 async def test_an_unreachable_redis_stops_start_up(tkr_settings: dict[str, Any], tkr_plugins: list[Any]) -> None:
     settings = deep_merge(tkr_settings, {"plugins": {"ratelimit": {"backend": "redis", "redis_url": "redis://127.0.0.1:1/0",
                                                                    "redis_timeout_s": 1}}})
-    with pytest.raises(Exception, match="Redis at redis://127.0.0.1:1/0 does not answer"):
-        _, stop = await start_host(settings, tkr_plugins)
-        await stop()
+    # The start-up Hypercorn runs, called directly so that the plugins that did start are stopped afterwards.
+    app = create_app(load_settings(None, **settings), tkr_plugins)
+    try:
+        with pytest.raises(RuntimeError, match=r"Redis at redis://127\.0\.0\.1:1/0 does not answer"):
+            await lifecycle.startup(app.host)
+        assert not app.host.started
+    finally:
+        await lifecycle.shutdown(app.host)
 
 
 @pytest.mark.parametrize(("fail_open", "expected"), [(True, None), (False, 0.5)])

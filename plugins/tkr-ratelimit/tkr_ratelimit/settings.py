@@ -68,7 +68,7 @@ class RateLimitSettings(BaseModel):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise PydanticCustomError("ratelimit_proxy", "{entry!r} is not an IP address or network", {"entry": entry}) from None
+                raise PydanticCustomError("ratelimit_proxy", f"{entry!r} is not an IP address or network") from None
         return value
 
     @model_validator(mode="after")

@@ -1,5 +1,8 @@
 """Which database failures may pass, and how they reach the host.
 
+Text the database cannot hold (a NUL or an unpaired surrogate in a title or
+an id) is the sender's to fix: it becomes ``validation.payload``.
+
 A failure that may pass (a locked SQLite file, a PostgreSQL server that is
 restarting or refuses connections, an exhausted pool) becomes
 ``HostError("store.unavailable")``, which the recovery plugin retries. Its
@@ -87,6 +90,13 @@ def is_foreign_key_violation(exc: BaseException) -> bool:
     return False
 
 
+def is_unstorable_text(exc: BaseException) -> bool:
+    """Whether a text value could not be stored: an unpaired surrogate (no UTF-8
+    form, so neither driver can send it) or a NUL (PostgreSQL text refuses it)."""
+    unstorable = (UnicodeEncodeError, asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+    return any(isinstance(error, unstorable) for error in _chain(exc))
+
+
 def unavailable(operation: str, exc: BaseException) -> HostError:
     """The error a caller sees for a failure that may pass; the log holds the detail."""
     error = HostError("store.unavailable")
@@ -108,6 +118,10 @@ async def guarded(db: Any, operation: str) -> AsyncIterator[None]:
     except Exception as exc:
         if is_transient(exc):
             raise unavailable(operation, exc) from exc
+        if is_unstorable_text(exc):
+            # JSON columns escape such characters; plain text columns (a title,
+            # an id) cannot, and the sender is the one who can fix it.
+            raise HostError("validation.payload", message="A text field holds a NUL or an unpaired surrogate, which cannot be stored.") from exc
         raise
     finally:
         if not db.in_transaction():

@@ -1,0 +1,201 @@
+"""Generated bad input at every event of every namespace (hypothesis).
+
+One real host serves the whole module from a loop in a background thread, so
+hypothesis drives it from ordinary synchronous tests. Every payload must be
+answered with an ack (or, for a packet the library cannot even parse, a clean
+disconnect); nothing refused may be stored; no ack may carry a stack trace or
+an ``internal.*`` error; and the host must keep serving a well-behaved client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import pytest
+import socketio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tkr_host.testing import TkrClient, connect_client, default_settings, make_token, start_host
+
+EVENTS = {
+    "/chat": ["session:create", "session:list", "session:join", "session:leave", "session:invite", "message:send", "message:history",
+              "message:receipt", "no:such-event"],
+    "/agents": ["message:ack", "message:send", "stream:start", "stream:chunk", "stream:end", "context:list", "no:such-event"],
+    "/tasks": ["task:subscribe", "task:unsubscribe", "task:get", "no:such-event"],
+}
+EXAMPLES = int(os.environ.get("TKR_FUZZ_EXAMPLES", "600"))  # each example is sent to every event: 600 × 20 = 12,000 payloads
+TALLY: Counter[str] = Counter()
+#: Ids of messages the host acked as stored, by fuzzed message:send and stream:end.
+ACKED_IDS: set[str] = set()
+#: Ids of streams the host opened: an agent that is reconnected mid-stream
+#: leaves its reply stored as incomplete (PROTOCOL.md, /agents).
+STREAM_IDS: set[str] = set()
+
+EDGE_STRINGS = st.sampled_from([
+    "", " ", "\x00", "\ud800", "\u202e\u200f", "🙂" * 300, "a" * 70_000, "é" * 140_000, "null", "0", "-1", "1e309",
+    "../../etc/passwd", "<script>alert(1)</script>", "'; DROP TABLE messages; --", "%s%s%n", "\\u0000", "\r\n" * 50,
+])
+SCALARS = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False) | st.text(max_size=50) | EDGE_STRINGS
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5), max_leaves=20)
+WITH_BINARY = st.recursive(SCALARS | st.binary(max_size=64), lambda inner: st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=6)
+
+
+ENGINEIO_MAX_PACKET = 1_048_576
+
+
+def packet_size(payload: Any) -> int:
+    """About what the payload weighs on the wire, as python-socketio's client
+    encodes it (ASCII-escaped JSON; binary parts counted by length)."""
+    return len(json.dumps(payload, default=lambda part: "x" * len(part)))
+
+
+def nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for level in range(depth):
+        value = {"n": value} if level % 2 else [value]
+    return value
+
+
+DEEP = st.integers(min_value=1, max_value=400).map(nested)
+KEYS = ["session_id", "client_id", "type", "payload", "to", "in_reply_to", "since_seq", "before_seq", "limit", "seq", "status",
+        "title", "agents", "metadata", "member", "message_id", "delta", "task_id"]
+
+
+@st.composite
+def almost_valid(draw: st.DrawFn, session_id: str) -> dict[str, Any]:
+    """Objects with the protocol's keys and values of the wrong (or right) kind."""
+    keys = draw(st.lists(st.sampled_from(KEYS), max_size=8, unique=True))
+    value = st.one_of(st.just(session_id), st.sampled_from(["text", "context", "task", "poll", "Nope!"]), JSON, EDGE_STRINGS,
+                      st.integers(min_value=-5, max_value=300))
+    payload = {key: draw(value) for key in keys}
+    if draw(st.booleans()):
+        payload["payload"] = draw(st.fixed_dictionaries({}, optional={
+            "text": EDGE_STRINGS | st.text(max_size=20), "format": st.sampled_from(["plain", "markdown", "html"]),
+            "context_id": st.text(max_size=5), "data": JSON, "task_id": st.text(max_size=5),
+            "action": st.sampled_from(["create", "update", "cancel", "explode"]), "state": st.sampled_from(["working", "done"]),
+        }))
+    return payload
+
+
+def payloads(session_id: str) -> st.SearchStrategy[Any]:
+    return st.one_of(almost_valid(session_id), JSON, WITH_BINARY, DEEP, EDGE_STRINGS, st.binary(max_size=32))
+
+
+class Harness:
+    """A host and its clients on a loop in a background thread."""
+
+    def __init__(self, tmp: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.store_url = f"sqlite:///{tmp}/fuzz.db"
+        self.clients: dict[str, TkrClient] = {}
+        self.disconnects = 0
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def start(self) -> None:
+        settings = default_settings(self.store_url)
+        # Bans and limits would (rightly) stop a fuzzer; they have their own tests.
+        settings["host"]["disable_plugins"] = ["guard", "ratelimit"]
+        self.running, self.stop_host = await start_host(settings)
+        for namespace, (principal, kind) in {"/chat": ("fuzzer", "user"), "/agents": ("fuzzbot", "agent"),
+                                             "/tasks": ("fuzzer", "user")}.items():
+            await self.connect(namespace, principal, kind)
+        self.session_id = await self.clients["/chat"].create_session("fuzz", agents=["fuzzbot"])
+
+    async def connect(self, namespace: str, principal: str, kind: str) -> None:
+        sio = await connect_client(self.running.url, make_token(principal, kind), namespace)
+        self.clients[namespace] = TkrClient(sio, principal, namespace)
+
+    async def send(self, namespace: str, event: str, payload: Any) -> Any:
+        client = self.clients[namespace]
+        if not client.sio.connected:  # a packet the library could not parse closed it: reconnect
+            self.disconnects += 1
+            await client.close()
+            await self.connect(namespace, client.principal_id, "agent" if namespace == "/agents" else "user")
+            client = self.clients[namespace]
+        try:
+            return await client.sio.call(event, payload, namespace=namespace, timeout=5)
+        except (TypeError, ValueError):
+            return "unsendable"  # the client library itself refused to encode it
+        except socketio.exceptions.TimeoutError:
+            if not client.sio.connected and packet_size(payload) > ENGINEIO_MAX_PACKET:
+                return "closed: over 1 MiB"  # Engine.IO's own rule (PROTOCOL.md, Transport)
+            return f"no answer from {namespace} {event} (connected: {client.sio.connected})"
+
+    async def stop(self) -> None:
+        for client in self.clients.values():
+            await client.close()
+        await self.stop_host()
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    harness = Harness(str(tmp_path_factory.mktemp("fuzz")))
+    harness.run(harness.start())
+    yield harness
+    harness.run(harness.stop())
+    harness.loop.call_soon_threadsafe(harness.loop.stop)
+    harness.thread.join(10)
+    harness.loop.close()
+
+
+def check_ack(ack: Any) -> None:
+    if ack in ("unsendable", "closed: over 1 MiB"):
+        TALLY[ack] += 1
+        return
+    assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool), ack
+    if not ack["ok"]:
+        error = ack["error"]
+        assert error["code"].split(".")[0] in {"validation", "not_found", "permission", "conflict", "protocol"}, error
+        assert error["hint"] and error["request_id"] and error["message"]
+        assert "Traceback" not in str(ack) and "File \"" not in str(ack)
+    TALLY["ok" if ack["ok"] else error["code"]] += 1
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(data=st.data())
+def test_every_event_answers_generated_payloads(harness: Harness, data: st.DataObject) -> None:
+    payload = data.draw(payloads(harness.session_id))
+
+    targets = [(namespace, event) for namespace, events in EVENTS.items() for event in events]
+
+    async def send_everywhere() -> list[Any]:
+        return await asyncio.gather(*(harness.send(namespace, event, payload) for namespace, event in targets))
+
+    for (_, event), ack in zip(targets, harness.run(send_everywhere()), strict=True):
+        TALLY["tried"] += 1
+        check_ack(ack)
+        if event in ("message:send", "stream:end") and isinstance(ack, dict) and ack["ok"] and not ack.get("duplicate"):
+            ACKED_IDS.add(ack["message"]["id"])
+        if event == "stream:start" and isinstance(ack, dict) and ack["ok"]:
+            STREAM_IDS.add(ack["message_id"])
+
+
+def test_nothing_refused_was_stored_and_the_host_still_serves(harness: Harness) -> None:
+    async def check() -> None:
+        chat = harness.clients["/chat"]
+        store = harness.running.host.store
+        stored: list[Any] = []
+        for session in await store.list_sessions("fuzzer") + await store.list_sessions("fuzzbot"):
+            stored += await store.messages_after(session.id, 0, 100_000)
+        stored_ids = {message.id for message in stored}
+        assert ACKED_IDS <= stored_ids, "an acked message is missing"
+        unacked = [message for message in stored if message.id not in ACKED_IDS]
+        assert all(message.id in STREAM_IDS and message.status == "incomplete" for message in unacked), unacked
+        ack = await chat.send_text(harness.session_id, "still here")
+        assert ack["ok"], ack
+
+    harness.run(check())
+    print(f"\nfuzz: {TALLY['tried']} payloads tried at {sum(map(len, EVENTS.values()))} events; answers: {dict(TALLY)}; "
+          f"reconnects after a clean disconnect: {harness.disconnects}")
+    assert TALLY["tried"] >= 10_000
