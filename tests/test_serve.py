@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -53,7 +54,8 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 
 def start(args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:
     with (tmp_path / "server.log").open("ab") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        # A session of its own, so that clean-up reaches Hypercorn's workers too.
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
                                 env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET, **env})
 
 
@@ -62,9 +64,9 @@ def stop_processes():
     processes: list[subprocess.Popen[bytes]] = []
     yield processes
     for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 async def test_sigterm_drains_and_exits_zero(tmp_path, stop_processes):

@@ -25,6 +25,10 @@ async def startup(host: Host) -> None:
     try:
         await _start_plugins(host)
     except BaseException:
+        # Plugins that did start get to stop; the guard and limiter hold
+        # Redis clients and background tasks.
+        await notify(pm.hook.host_shutdown, host=host)
+        await _cancel_tasks(host)
         await store.close()
         raise
     host.started = True
@@ -62,10 +66,15 @@ async def shutdown(host: Host) -> None:
     if not host.draining:
         await drain(host)
     await notify(host.pm.hook.host_shutdown, host=host)
-    for task in list(host.tasks):
-        task.cancel()
-    if host.tasks:
-        await asyncio.gather(*host.tasks, return_exceptions=True)
+    await _cancel_tasks(host)
     if host.started:
         await host.store.close()
     host.started = False
+
+
+async def _cancel_tasks(host: Host) -> None:
+    tasks = list(host.tasks)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

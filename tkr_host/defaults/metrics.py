@@ -24,7 +24,9 @@ class Metrics:
 
 
 def metrics_of(host: Host) -> Metrics:
-    metrics: Metrics = host.extensions.setdefault("metrics", Metrics())
+    metrics: Metrics | None = host.extensions.get("metrics")
+    if metrics is None:  # built once: a registry is not cheap to make
+        metrics = host.extensions["metrics"] = Metrics()
     return metrics
 
 

@@ -38,7 +38,10 @@ async def http_principal(host: Host) -> Principal:
         await host.security_event(SecurityEvent("auth_failure", peer, namespace="http", detail=error.code))
         raise
     if principal is None:
-        raise HostError("auth.required" if handshake.token is None else "auth.invalid")
+        if handshake.token is None:
+            raise HostError("auth.required")
+        await host.security_event(SecurityEvent("auth_failure", peer, namespace="http", detail="auth.invalid"))
+        raise HostError("auth.invalid", message="No authentication plugin accepted the credentials.")
     return principal
 
 

@@ -16,7 +16,7 @@ from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
 from tkr_host.pipeline import member_session, send_message
 from tkr_host.rooms import principal_room, session_room
-from tkr_host.types import Member, ReceiptStatus, Session
+from tkr_host.types import Member, ReceiptStatus, SecurityEvent, Session
 
 MAX_HISTORY = 200
 
@@ -66,7 +66,9 @@ async def create_session(host: Host, conn: Connection, data: dict[str, Any]) -> 
     if host.rate_limiter is not None:
         wait = await host.rate_limiter.hit("session", conn.principal.id)
         if wait is not None:
-            raise HostError("rate_limit.sessions", message="Too many new sessions.", retry_after=wait)
+            await host.security_event(SecurityEvent("rate_limited", conn.peer, conn.principal.id, conn.sid, conn.namespace, "session"))
+            raise HostError("rate_limit.sessions", message="Too many new sessions.", retry_after=wait,
+                            hint=f"Wait {wait:.1f} s before creating another session.")
     agents = [Member(id=agent_id, kind="agent") for agent_id in dict.fromkeys(request.agents) if agent_id != conn.principal.id]
     session = await host.store_call(
         lambda: host.store.create_session(request.title, conn.principal.member(), agents, request.metadata)

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-
 from tkr_messages_core.lifecycle import ALLOWED, FINAL, check_move
 
 
@@ -149,4 +148,4 @@ async def test_concurrent_updates_cannot_both_pass_against_the_same_state(tkr_cl
         alice.call("message:send", task(session_id, task_id="t1", action="update", state="failed")),
     )
     assert sorted(ack["ok"] for ack in acks) == [False, True]
-    assert [ack for ack in acks if not ack["ok"]][0]["error"]["code"] == "conflict.task_state"
+    assert next(ack for ack in acks if not ack["ok"])["error"]["code"] == "conflict.task_state"
