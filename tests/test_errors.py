@@ -26,7 +26,7 @@ def test_retry_after_makes_an_error_recoverable_and_is_rounded():
 
 
 def test_an_unlisted_code_takes_its_categorys_defaults():
-    wire = HostError("rate_limit.connect").to_wire()
+    wire = HostError("rate_limit.anything_else").to_wire()
     assert wire["severity"] == "warning"
     assert wire["hint"] == CATEGORIES["rate_limit"].hint
 

@@ -22,6 +22,7 @@ from tkr_host.plugins import notify
 from tkr_host.presence import Presence
 from tkr_host.rooms import task_room
 from tkr_host.sequencer import SessionSequencer
+from tkr_host.sessions import SessionCache
 from tkr_host.streams import StreamRegistry
 from tkr_host.types import MessageType, Principal, RateLimiter, SecurityEvent, Store
 
@@ -72,6 +73,7 @@ class Host:
         #: circuit breaker here.
         self.store_guard: StoreGuard | None = None
         self.presence = Presence()
+        self.sessions = SessionCache()
         self.streams = StreamRegistry()
         self.dispatcher: Dispatcher
         #: Per-host state of plugins, by plugin name (metrics, guards…).

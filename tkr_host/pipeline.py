@@ -43,7 +43,7 @@ async def member_session(host: Host, connection: Connection, session_id: Any) ->
     if not isinstance(session_id, str) or not session_id:
         raise HostError("validation.payload", message="`session_id` must be a non-empty string.",
                         details={"fields": [{"field": "session_id", "problem": "required string"}]})
-    session = await host.store.get_session(session_id)
+    session = await host.sessions.membership(host.store, session_id, connection.principal.id)
     if session is None:
         raise HostError("not_found.session", message=f"There is no session {session_id[:64]!r}.")
     if not session.has_member(connection.principal.id):
@@ -64,7 +64,9 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
         raise HostError("validation.unknown_type", message=f"No plugin provides the message type {request.type!r}.",
                         details={"types": sorted(host.message_types)})
 
-    # A resend of a stored message is answered from the store, before limits apply.
+    # A resend of a stored message is answered from the store before anything
+    # else: limits do not count it, and a type's checks (one vote per voter, a
+    # task's next state) must not refuse what they already accepted once.
     existing = await host.store.find_message(session.id, sender.id, request.client_id)
     if existing is not None:
         return _ack(existing, duplicate=True)
@@ -73,6 +75,10 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
         payload = message_type.payload_model.model_validate(request.payload)
     except ValidationError as exc:
         raise validation_error(exc, prefix="payload.") from None
+    if request.to is not None and request.to not in session.agent_ids():
+        # The cached session may predate an invite made on another node.
+        session = await host.store.get_session(session.id) or session
+        host.sessions.remember(session)
     if request.to is not None and request.to not in session.agent_ids():
         raise HostError("validation.recipient", message=f"{request.to[:64]!r} is not an agent of this session.")
     if request.in_reply_to is not None:

@@ -73,6 +73,7 @@ async def create_session(host: Host, conn: Connection, data: dict[str, Any]) -> 
     session = await host.store_call(
         lambda: host.store.create_session(request.title, conn.principal.member(), agents, request.metadata)
     )
+    host.sessions.remember(session)
     # The creating socket follows its new session at once, as if it had joined.
     await _enter(host, conn, session)
     return {"session": session.to_wire()}
@@ -120,6 +121,7 @@ async def invite(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str
     if session.created_by != conn.principal.id:
         raise HostError("permission.invite")
     session = await host.store_call(lambda: host.store.add_member(session.id, request.member))
+    host.sessions.remember(session)
     return {"session": session.to_wire()}
 
 

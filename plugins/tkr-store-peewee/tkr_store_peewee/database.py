@@ -25,6 +25,27 @@ class _ClosingSqlitePool(AsyncSqlitePool):  # type: ignore[misc]
     opened before it. Left open, each keeps a non-daemon aiosqlite thread
     alive, and the process cannot exit."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Callers waiting in :meth:`acquire`.
+        self._waiting = 0
+
+    async def acquire(self, timeout: float | None = None) -> AsyncSqliteConnection:
+        self._waiting += 1
+        try:
+            conn: AsyncSqliteConnection = await super().acquire(timeout)
+        finally:
+            self._waiting -= 1
+        return conn
+
+    def acquire_nowait(self) -> AsyncSqliteConnection | None:
+        """An idle connection when nobody waits for one, else None (the caller
+        then waits in :meth:`acquire`, behind the others)."""
+        if self._closed or self._waiting or self._queue.empty():
+            return None
+        conn: AsyncSqliteConnection = self._queue.get_nowait()
+        return conn
+
     async def initialize(self) -> _ClosingSqlitePool:
         try:
             for _ in range(self._pool_size):
@@ -46,7 +67,20 @@ class _ClosingSqlitePool(AsyncSqlitePool):  # type: ignore[misc]
 
 
 class _SqliteDatabase(AsyncSqliteDatabase):  # type: ignore[misc]
-    """``AsyncSqliteDatabase`` on :class:`_ClosingSqlitePool`."""
+    """``AsyncSqliteDatabase`` on :class:`_ClosingSqlitePool`, with a quicker acquire."""
+
+    async def _acquire_conn_async(self) -> AsyncSqliteConnection:
+        # pwasyncio wraps both the pool's creation and the acquire in
+        # asyncio.wait_for, and on Python 3.11 each wait_for runs its awaitable
+        # as a new Task: most of the cost of a store call that is one thread hop.
+        # With a pool and an idle connection there is nothing to wait for.
+        pool = self._pool
+        conn = pool.acquire_nowait() if isinstance(pool, _ClosingSqlitePool) else None
+        if conn is None:
+            conn = await super()._acquire_conn_async()
+        else:
+            conn._pool = pool  # as the parent tags it, so a release finds its pool
+        return conn
 
     async def _create_pool_async(self) -> _ClosingSqlitePool:
         # As the parent does, except for the pool class (a file database only).
@@ -102,7 +136,7 @@ def open_database(settings: StoreSettings) -> Any:
             pool_size=settings.pool_size,
             acquire_timeout=settings.acquire_timeout_s,
         )
-    connect_params: dict[str, Any] = {}
+    connect_params: dict[str, Any] = {"reset": _keep_session_state}
     if settings.pg_schema is not None:
         # asyncpg sends server_settings at connect, so every pooled
         # connection resolves unqualified table names in this schema.
@@ -114,6 +148,18 @@ def open_database(settings: StoreSettings) -> Any:
         acquire_timeout=settings.acquire_timeout_s,
         **connect_params,
     )
+
+
+async def _keep_session_state(conn: Any) -> None:
+    """asyncpg's pool ``reset``, minus the reset query.
+
+    Before calling this on release, asyncpg rolls back a transaction left open
+    itself (``Connection._reset``). Its default would then also run ``SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``: one more
+    round trip for every store call. The store leaves no session state to
+    reset: it runs no SET, LISTEN or session-level advisory lock (migrations
+    take a transaction-level one), and no cursor outlives its transaction.
+    """
 
 
 def is_sqlite(db: Any) -> bool:

@@ -4,7 +4,13 @@ Every method runs inside :func:`~tkr_store_peewee.failures.guarded`, which
 turns failures that may pass into ``store.unavailable`` and hands the task's
 pooled connection back before the method returns. Writes run in a transaction
 that takes the write lock first (``BEGIN IMMEDIATE`` on SQLite), so concurrent
-writers queue instead of failing to upgrade a read lock.
+writers queue instead of failing to upgrade a read lock; on SQLite the writers
+of this process also take turns on an ``asyncio.Lock`` before that.
+
+The send path (:meth:`PeeweeStore.get_session`, :meth:`~PeeweeStore.find_message`,
+:meth:`~PeeweeStore.get_message`, :meth:`~PeeweeStore.append_message`) runs
+hand-written SQL from :mod:`tkr_store_peewee.statements`; the rest builds its
+queries with peewee.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from tkr_store_peewee.failures import guarded, is_foreign_key_violation
 from tkr_store_peewee.migrations import STEPS, Step, apply_migrations
 from tkr_store_peewee.models import ContextRow, DeliveryRow, MemberRow, MessageRow, ReceiptRow, SessionRow, TaskRow
 from tkr_store_peewee.settings import StoreSettings
+from tkr_store_peewee.statements import statements_for
 
 log = logging.getLogger("tkr_store_peewee")
 
@@ -36,6 +43,8 @@ class PeeweeStore:
         self.settings = settings
         #: The pooled ``playhouse.pwasyncio`` database; it connects on first use.
         self.db: Any = open_database(settings)
+        #: The send path's SQL for this database, and the writers' turn on SQLite.
+        self.sql = statements_for(self.db)
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -125,90 +134,59 @@ class PeeweeStore:
         return session
 
     async def _load_session(self, session_id: str) -> Session | None:
-        row = await self._first(SessionRow.select().where(SessionRow.id == session_id))
-        if row is None:
-            return None
-        members = await self._all(MemberRow.select().where(MemberRow.session_id == session_id).order_by(MemberRow.pk))
-        return _session(row, members)
+        """The session and its members, in one query."""
+        return await self.sql.session(session_id)
 
     # --- messages ---------------------------------------------------------------
 
     async def append_message(self, draft: MessageDraft, deliver_to: list[str]) -> AppendResult:
+        message = Message(
+            id=draft.id or str(uuid.uuid4()),
+            session_id=draft.session_id,
+            seq=0,  # the session's counter gives the seq, in the transaction
+            type=draft.type,
+            sender=draft.sender,
+            to=draft.to,
+            in_reply_to=draft.in_reply_to,
+            client_id=draft.client_id,
+            payload=draft.payload,
+            ts=format_ts(utc_now()),
+            status=draft.status,
+        )
         async with guarded(self.db, "append_message"):
             try:
-                return await self._append(draft, deliver_to)
+                async with self.sql.writing():
+                    seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)))
             except IntegrityError:
-                # Another writer stored the same (sender, session, client_id)
-                # between our lookup and our insert (PostgreSQL lets both look
-                # up at once). Our transaction, seq included, was rolled back.
+                # The unique index on (session, sender, client_id), or the
+                # primary key for a preset id: a resend, or a second copy that
+                # raced the first. Our transaction, seq included, was rolled
+                # back; answer with the stored message.
                 existing = await self._existing(draft)
                 if existing is None:
                     raise
                 return AppendResult(existing, duplicate=True)
-
-    async def _append(self, draft: MessageDraft, deliver_to: list[str]) -> AppendResult:
-        async with self._write():
-            if draft.client_id is not None:
-                found = await self._find(draft.session_id, draft.sender.id, draft.client_id)
-                if found is not None:
-                    return AppendResult(found, duplicate=True)
-            # The counter row is the lock that orders writers of one session:
-            # seq comes from it, never from MAX(seq) + 1.
-            bumped = await self._all(
-                SessionRow.update(last_seq=SessionRow.last_seq + 1).where(SessionRow.id == draft.session_id).returning(SessionRow.last_seq)
-            )
-            if not bumped:
-                raise HostError("not_found.session")
-            message = Message(
-                id=draft.id or str(uuid.uuid4()),
-                session_id=draft.session_id,
-                seq=int(bumped[0].last_seq),
-                type=draft.type,
-                sender=draft.sender,
-                to=draft.to,
-                in_reply_to=draft.in_reply_to,
-                client_id=draft.client_id,
-                payload=draft.payload,
-                ts=format_ts(utc_now()),
-                status=draft.status,
-            )
-            await self._run(MessageRow.insert(**_message_columns(message)))
-            agents = list(dict.fromkeys(deliver_to))
-            if agents:
-                await self._run(
-                    DeliveryRow.insert_many(
-                        [
-                            {"agent_id": agent, "message_id": message.id, "session_id": message.session_id, "created_at": message.ts, "acked": False}
-                            for agent in agents
-                        ]
-                    )
-                )
-        return AppendResult(message, duplicate=False)
+        if seq is None:
+            raise HostError("not_found.session")
+        return AppendResult(message.model_copy(update={"seq": seq}), duplicate=False)
 
     async def _existing(self, draft: MessageDraft) -> Message | None:
         """The stored message ``draft`` repeats: same client_id, or same preset id."""
         if draft.client_id is not None:
-            return await self._find(draft.session_id, draft.sender.id, draft.client_id)
+            return await self.sql.message_by_client_id(draft.session_id, draft.sender.id, draft.client_id)
         if draft.id is not None:
-            row = await self._first(MessageRow.select().where(MessageRow.id == draft.id))
-            if row is not None and row.session_id == draft.session_id and row.sender_id == draft.sender.id:
-                return _message(row)
+            found = await self.sql.message_by_id(draft.id)
+            if found is not None and found.session_id == draft.session_id and found.sender.id == draft.sender.id:
+                return found
         return None
-
-    async def _find(self, session_id: str, sender_id: str, client_id: str) -> Message | None:
-        row = await self._first(
-            MessageRow.select().where((MessageRow.session_id == session_id) & (MessageRow.sender_id == sender_id) & (MessageRow.client_id == client_id))
-        )
-        return None if row is None else _message(row)
 
     async def find_message(self, session_id: str, sender_id: str, client_id: str) -> Message | None:
         async with guarded(self.db, "find_message"):
-            return await self._find(session_id, sender_id, client_id)
+            return await self.sql.message_by_client_id(session_id, sender_id, client_id)
 
     async def get_message(self, message_id: str) -> Message | None:
         async with guarded(self.db, "get_message"):
-            row = await self._first(MessageRow.select().where(MessageRow.id == message_id))
-        return None if row is None else _message(row)
+            return await self.sql.message_by_id(message_id)
 
     async def messages_after(self, session_id: str, since_seq: int, limit: int) -> list[Message]:
         async with guarded(self.db, "messages_after"):
@@ -325,10 +303,16 @@ class PeeweeStore:
 
     # --- query helpers ----------------------------------------------------------
 
-    def _write(self) -> Any:
-        """A write transaction: ``BEGIN IMMEDIATE`` on SQLite takes the write lock
-        at once, so two writers wait in turn instead of one failing to upgrade."""
-        return self.db.atomic("IMMEDIATE") if is_sqlite(self.db) else self.db.atomic()
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
+        """A write transaction, after this process's earlier writers on SQLite.
+
+        ``BEGIN IMMEDIATE`` on SQLite takes the write lock at once, so two
+        writers wait in turn instead of one failing to upgrade.
+        """
+        transaction = self.db.atomic("IMMEDIATE") if is_sqlite(self.db) else self.db.atomic()
+        async with self.sql.writing(), transaction:
+            yield
 
     async def _all(self, query: Any) -> list[Any]:
         """Run a query that returns rows (a select, or a write with RETURNING)."""
@@ -376,23 +360,6 @@ def _session(row: Any, members: Iterable[Any]) -> Session:
         last_seq=int(row.last_seq),
         metadata=row.metadata or {},
     )
-
-
-def _message_columns(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "session_id": message.session_id,
-        "seq": message.seq,
-        "type": message.type,
-        "sender_id": message.sender.id,
-        "sender_kind": message.sender.kind,
-        "recipient": message.to,
-        "in_reply_to": message.in_reply_to,
-        "client_id": message.client_id,
-        "payload": message.payload,
-        "ts": message.ts,
-        "status": message.status,
-    }
 
 
 def _message(row: Any) -> Message:
