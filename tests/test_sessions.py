@@ -1,0 +1,46 @@
+"""The session cache: an invite made on another node is seen at once."""
+
+from __future__ import annotations
+
+from tkr_host.testing import TkrClient, connect_client, make_token, start_host
+
+
+async def test_an_invite_on_another_node_is_honoured_on_this_one(tkr_settings, tkr_plugins):
+    node_a, stop_a = await start_host(tkr_settings, tkr_plugins)
+    node_b, stop_b = await start_host(tkr_settings, tkr_plugins)  # the same SQLite file
+    clients: list[TkrClient] = []
+    try:
+        async def client(node, principal: str) -> TkrClient:
+            made = TkrClient(await connect_client(node.url, make_token(principal)), principal, "/chat")
+            clients.append(made)
+            return made
+
+        alice_a = await client(node_a, "alice")
+        session_id = await alice_a.create_session()
+        assert (await alice_a.send_text(session_id, "cached on A"))["ok"]
+        assert len(node_a.host.sessions) == 1
+
+        alice_b = await client(node_b, "alice")
+        await alice_b.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+        await alice_b.ok("session:invite", {"session_id": session_id, "member": {"id": "echo", "kind": "agent"}})
+
+        bob_a = await client(node_a, "bob")
+        assert (await bob_a.send_text(session_id, "invited on B, sending on A"))["ok"]
+        assert (await alice_a.send_text(session_id, "to the new agent", to="echo"))["ok"]
+        mallory_a = await client(node_a, "mallory")
+        assert (await mallory_a.send_text(session_id, "no"))["error"]["code"] == "permission.not_member"
+    finally:
+        for made in clients:
+            await made.close()
+        await stop_a()
+        await stop_b()
+
+
+def test_the_cache_is_bounded():
+    from tkr_host.sessions import SessionCache
+    from tkr_host.types import Member, Session
+
+    cache = SessionCache(capacity=3)
+    for i in range(5):
+        cache.remember(Session(id=f"s{i}", created_by="a", created_at="t", members=[Member(id="a")]))
+    assert len(cache) == 3
