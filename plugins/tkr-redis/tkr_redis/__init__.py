@@ -1,0 +1,66 @@
+"""tkr-redis: scale-out through python-socketio's AsyncRedisManager.
+
+Every node publishes its emits on one Redis channel and delivers what the
+others publish, so a message stored on one node reaches sockets on all of them.
+python-socketio delivers an emit to this node's own sockets before it
+publishes, and logs a failed publish: when Redis is down, local delivery goes
+on, and clients on other nodes catch up by ``seq`` (PROTOCOL.md).
+
+The plugin is off unless ``[plugins.redis] url`` is set, so installing it
+changes nothing for a single node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import socketio
+from pydantic import BaseModel, ConfigDict, Field
+
+from tkr_host import Host, hookimpl
+
+PLUGIN_NAME = "redis"
+log = logging.getLogger("tkr_redis")
+
+
+class RedisSettings(BaseModel):
+    """The ``[plugins.redis]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``redis://host:6379/0``; unset: the host stays on its in-process manager.
+    url: str | None = Field(default=None, pattern=r"^(redis|rediss|redis\+sentinel)://")
+    #: The pub/sub channel; nodes of one deployment share it, deployments do not.
+    channel: str = Field(default="tkr-host", min_length=1, max_length=200)
+
+
+@hookimpl
+def config_model() -> type[BaseModel]:
+    return RedisSettings
+
+
+@hookimpl
+def client_manager(host: Host) -> socketio.AsyncManager | None:
+    settings = host.config(PLUGIN_NAME, RedisSettings)
+    if settings.url is None:
+        return None
+    return socketio.AsyncRedisManager(settings.url, channel=settings.channel, logger=log)
+
+
+@hookimpl
+async def host_shutdown(host: Host) -> None:
+    manager = host.sio.manager
+    if not isinstance(manager, socketio.AsyncRedisManager):
+        return
+    # The listener runs forever and keeps a Redis connection: stop both.
+    listener = getattr(manager, "thread", None)
+    if listener is not None:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await listener
+    for client in (manager.pubsub, manager.redis):
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
