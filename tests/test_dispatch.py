@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import BaseModel
 
+from tkr_host import hookimpl
 from tkr_host.testing import ConnectRefused
 
 
@@ -96,3 +98,37 @@ async def test_an_error_in_one_client_does_not_disturb_another(tkr_client):
     results = await asyncio.gather(*bad, *good)
     assert all(not r["ok"] for r in results[:20])
     assert all(r["ok"] for r in results[20:])
+
+
+class Exploding:
+    """A message type with a bug: its handler raises."""
+
+    __name__ = "exploding"
+    name = "boom"
+
+    class payload_model(BaseModel):  # noqa: N801 - the MessageType attribute name
+        pass
+
+    async def handle(self, ctx, draft):
+        raise RuntimeError("secret internal detail")
+
+    @hookimpl
+    def register_message_types(self, host):
+        return [self]
+
+
+@pytest.fixture
+def tkr_plugins():
+    return [Exploding()]
+
+
+async def test_an_unexpected_failure_is_internal_with_a_request_id_in_the_log(tkr_client, caplog):
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    ack = await alice.call("message:send", {"session_id": session_id, "client_id": "c-1", "type": "boom", "payload": {}})
+    error = ack["error"]
+    assert error["code"] == "internal.error" and error["severity"] == "critical" and error["recoverable"] is True
+    assert "secret internal detail" not in str(ack) and "Traceback" not in str(ack)
+    assert f"request_id={error['request_id']}" in caplog.text
+    assert "secret internal detail" in caplog.text
+    assert await alice.history(session_id) == []

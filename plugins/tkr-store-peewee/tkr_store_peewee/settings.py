@@ -23,7 +23,7 @@ class StoreSettings(BaseModel):
     #: ``tkr-host migrate`` as a separate deploy step.
     auto_migrate: bool = True
     #: Pooled connections per host process.
-    pool_size: int = Field(default=3, ge=1, le=500)
+    pool_size: int = Field(default=10, ge=1, le=500)
     #: Seconds to wait for a pooled connection (or a new one) before the store
     #: reports ``store.unavailable``.
     acquire_timeout_s: float = Field(default=10.0, gt=0)
