@@ -106,7 +106,7 @@ class Exploding:
     __name__ = "exploding"
     name = "boom"
 
-    class payload_model(BaseModel):  # noqa: N801 - the MessageType attribute name
+    class payload_model(BaseModel):
         pass
 
     async def handle(self, ctx, draft):
