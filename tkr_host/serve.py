@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 def serve(config_path: str | None) -> int:
     settings = load_settings(config_path)
     logging.basicConfig(level=settings.host.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Hypercorn's loggers have handlers of their own: do not print their lines twice.
+    for name in ("hypercorn.error", "hypercorn.access"):
+        logging.getLogger(name).propagate = False
     config = settings.hypercorn_config()
     if config.workers > 1:
         from hypercorn.run import run
