@@ -138,12 +138,22 @@ class Harness:
         await self.stop_host()
 
 
+async def cancel_leftovers() -> None:
+    """Cancel what the clients and the host left on the loop, so none outlives it."""
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+
+
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     harness = Harness(str(tmp_path_factory.mktemp("fuzz")))
     harness.run(harness.start())
     yield harness
     harness.run(harness.stop())
+    harness.run(cancel_leftovers())
     harness.loop.call_soon_threadsafe(harness.loop.stop)
     harness.thread.join(10)
     harness.loop.close()

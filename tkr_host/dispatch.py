@@ -94,11 +94,9 @@ class Dispatcher:
     def _connect_handler(self, spec: NamespaceSpec) -> Callable[..., Awaitable[Any]]:
         host = self.host
 
-        async def on_connect(sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> Any:
-            # A client *event* named "connect" reaches this handler too, with the
-            # client's arguments. Only the real connect carries the socket's environ.
-            if environ is not host.sio.get_environ(sid, spec.path):
-                return await self._reserved_event(spec, sid, "connect")
+        async def on_connect(sid: str, environ: Any, auth: Any = None) -> Any:
+            # A client *event* named "connect" never gets here: TkrServer answers
+            # reserved event names itself.
             handshake = build_handshake(spec.path, environ, auth, host.settings.host.trusted_proxies)
             try:
                 principal = await self._admit(spec, sid, handshake.peer, handshake)
@@ -109,6 +107,14 @@ class Dispatcher:
                 unexpected = internal_error()
                 log.exception("connect to %s failed [request_id=%s]", spec.path, unexpected.request_id)
                 raise socketio.exceptions.ConnectionRefusedError(unexpected.code, unexpected.to_wire()) from None
+            if host.sio.get_environ(sid, spec.path) is None:
+                # The client left while its connect was being handled: python-socketio
+                # skipped the disconnect of a socket that was not connected yet, and
+                # would now mark it connected for good. Undo, and refuse.
+                connection = host.connections.pop((spec.path, sid), None)
+                if connection is not None:
+                    await self._clean_up(spec, connection, "client left during connect")
+                return False
             log.debug("%s connected to %s as %s", sid, spec.path, principal.id)
             return None
 
@@ -147,7 +153,9 @@ class Dispatcher:
             if spec.joined is not None:
                 await spec.joined(host, connection)
         except BaseException:
+            # Observers that saw the connect see it end; presence set so far is undone.
             host.connections.pop((spec.path, sid), None)
+            await self._clean_up(spec, connection, "connect refused")
             raise
         return principal
 
@@ -156,32 +164,22 @@ class Dispatcher:
     def _disconnect_handler(self, spec: NamespaceSpec) -> Callable[..., Awaitable[Any]]:
         host = self.host
 
-        async def on_disconnect(sid: str, *args: Any) -> Any:
-            # python-socketio marks a socket disconnected before it calls this for a
-            # real disconnect; a client *event* named "disconnect" finds it connected.
-            if host.sio.manager.is_connected(sid, spec.path):
-                return await self._reserved_event(spec, sid, "disconnect")
+        async def on_disconnect(sid: str, reason: Any = "unknown") -> None:
             connection = host.connections.pop((spec.path, sid), None)
-            if connection is None:
-                return None
-            reason = str(args[0]) if args else "unknown"
-            if spec.left is not None:
-                try:
-                    await spec.left(host, connection)
-                except Exception:
-                    log.exception("cleaning up %s in %s failed", sid, spec.path)
-            await notify(host.pm.hook.on_disconnect, host=host, principal=connection.principal, sid=sid, namespace=spec.path,
-                         reason=reason)
-            return None
+            if connection is not None:
+                await self._clean_up(spec, connection, str(reason))
 
         return on_disconnect
 
-    async def _reserved_event(self, spec: NamespaceSpec, sid: str, event: str) -> dict[str, Any]:
-        connection = self.host.connection(sid, spec.path)
-        peer = connection.peer if connection else "unknown"
-        await self.host.security_event(SecurityEvent("reserved_event", peer, connection.principal.id if connection else None, sid,
-                                                     spec.path, event))
-        return failure(HostError("protocol.reserved_event", message=f"{event!r} is a reserved event name."))
+    async def _clean_up(self, spec: NamespaceSpec, connection: Connection, reason: str) -> None:
+        """Undo what a connection set up, and tell the observers, whatever failed."""
+        if spec.left is not None:
+            try:
+                await spec.left(self.host, connection)
+            except Exception:
+                log.exception("cleaning up %s in %s failed", connection.sid, spec.path)
+        await notify(self.host.pm.hook.on_disconnect, host=self.host, principal=connection.principal, sid=connection.sid,
+                     namespace=spec.path, reason=reason)
 
     # --- events -----------------------------------------------------------------
 
@@ -200,10 +198,6 @@ class Dispatcher:
         connection = host.connection(sid, spec.path)
         context = {"namespace": spec.path, "event": event, "sid": sid, "principal_id": connection.principal.id if connection else None}
         try:
-            if not isinstance(event, str):
-                raise HostError("validation.unknown_event", message="An event name must be a string.")
-            if event in RESERVED_EVENTS:
-                return await self._reserved_event(spec, sid, event)
             if connection is None:
                 raise HostError("protocol.not_connected", message="This socket is not connected to the namespace.")
             connection.last_event_at = time.monotonic()

@@ -9,6 +9,7 @@ stack trace or internal detail can leak.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ def new_request_id() -> str:
     return f"{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
 
 
-@dataclass
+@dataclass(eq=False)  # exceptions compare and hash by identity
 class HostError(Exception):
     """A failure that is shown to a client as the protocol's Error object.
 
@@ -139,11 +140,21 @@ class HostError(Exception):
             "hint": hint,
             "recoverable": recoverable or self.retry_after is not None,
             "request_id": self.request_id,
-            "details": self.details,
+            "details": _plain(self.details),
         }
         if self.retry_after is not None:
             error["retry_after"] = round(self.retry_after, 3)
         return error
+
+
+def _plain(details: dict[str, Any]) -> Any:
+    """``details`` as plain JSON: a value a plugin put there that JSON cannot
+    hold becomes its text, so the ack can always be sent."""
+    try:
+        json.dumps(details)
+        return details
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(details, default=str))
 
 
 def internal_error(request_id: str | None = None) -> HostError:

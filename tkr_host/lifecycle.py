@@ -67,6 +67,7 @@ async def shutdown(host: Host) -> None:
         await drain(host)
     await notify(host.pm.hook.host_shutdown, host=host)
     await _cancel_tasks(host)
+    await host.sio.shutdown()  # stops Engine.IO's service task
     if host.started:
         await host.store.close()
     host.started = False

@@ -115,6 +115,12 @@ async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext
     """Store ``draft`` and emit it, in ``seq`` order, to the session and its agents."""
     await call_all(host.pm.hook.before_store, host=host, draft=draft, principal=ctx.principal)
     async with host.sequencer.hold(draft.session_id):
+        if ctx.checks and draft.client_id is not None:
+            # A concurrent resend may have been stored while this one waited for
+            # the lock: it is a duplicate, not something the checks may refuse.
+            existing = await host.store.find_message(draft.session_id, draft.sender.id, draft.client_id)
+            if existing is not None:
+                return AppendResult(message=existing, duplicate=True)
         for check in ctx.checks:
             await check(draft)
         result = await host.store_call(lambda: host.store.append_message(draft, sorted(ctx.deliver_to)))

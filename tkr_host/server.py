@@ -18,8 +18,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import socketio
+from socketio import packet
 
-from tkr_host.errors import HostError
+from tkr_host.dispatch import RESERVED_EVENTS
+from tkr_host.errors import HostError, failure
 from tkr_host.handshake import headers_from_environ, peer_address
 from tkr_host.types import SecurityEvent
 
@@ -50,6 +52,37 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
             log.info("closing Engine.IO session %s: no namespace within %.0f s", eio_sid, self.host.settings.host.connect_timeout_s)
             await self.close_transport(eio_sid)
 
+    # --- event names the handlers must never see ----------------------------------------
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> Any:
+        """Answer events whose name no handler may see, before python-socketio routes them.
+
+        python-socketio runs a client event named ``connect`` or ``disconnect``
+        through the real handler with the client's arguments, gives an event
+        named ``*`` to the catch-all without its name, and fails (with no ack) on
+        a name that is a list or an object. A name that is not a string is a
+        malformed packet; a reserved name is refused with an ack.
+        """
+        if not data or not isinstance(data[0], str):
+            raise ValueError("an event needs a name that is a string")
+        event = data[0]
+        if event not in RESERVED_EVENTS and event != "*":
+            return await super()._handle_event(eio_sid, namespace, id, data)
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        connection = self.host.connection(sid, namespace) if sid else None
+        if connection is None:
+            return None
+        if event == "*":
+            error = HostError("validation.unknown_event", message="'*' is not an event.")
+        else:
+            error = HostError("protocol.reserved_event", message=f"{event!r} is a reserved event name.")
+            await self.host.security_event(SecurityEvent("reserved_event", connection.peer, connection.principal.id, sid, namespace, event))
+        await self.host.report_error(error, {"namespace": namespace, "event": event, "sid": sid})
+        if id is not None:
+            await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[failure(error)]))
+        return None
+
     # --- packets the library cannot handle ---------------------------------------------
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
@@ -76,15 +109,15 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
     # --- closing for real ------------------------------------------------------------
 
     async def close_transport(self, eio_sid: str) -> None:
-        """Close an Engine.IO session and its transport.
+        """Close an Engine.IO session and its transport, without waiting on the client.
 
-        ``eio.disconnect`` only queues a close packet, which engine.io-client
-        ignores over WebSocket; waking the writer with ``None`` makes Engine.IO
-        close the WebSocket itself.
+        ``eio.disconnect`` queues a close packet, which engine.io-client ignores
+        over WebSocket, and then waits for the queue to drain, which a client
+        that went away never does. Closing without waiting and waking the writer
+        with ``None`` sends what is queued, then closes the WebSocket itself.
         """
-        socket = self.eio.sockets.get(eio_sid)
-        try:
-            await self.eio.disconnect(eio_sid)
-        finally:
-            if socket is not None:
-                socket.queue.put_nowait(None)
+        socket = self.eio.sockets.pop(eio_sid, None)
+        if socket is None:
+            return
+        await socket.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
+        socket.queue.put_nowait(None)

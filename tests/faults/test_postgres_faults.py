@@ -32,8 +32,7 @@ CLIENTS = 20
 MESSAGES = 30
 STOP_AT = 150
 DOWN_S = 2.0
-#: The breaker half-opens after 1 s instead of 5 s, and a dead server is given
-#: up on after 2 s instead of 10 s, so clients resend sooner.
+#: The breaker half-opens after 1 s instead of 5 s, so clients resend sooner.
 PLUGINS: dict[str, Any] = {"recovery": {"breaker_reset_s": 1.0}}
 LOCAL_HOSTS = {None, "", "127.0.0.1", "localhost", "::1"}
 #: A bug this test meets now and then (see the assertion on refusals).
@@ -123,6 +122,7 @@ async def test_postgresql_stopped_and_started(served_host: Callable[..., Awaitab
         outages.append(time.monotonic() - began)
 
     try:
+        # A connection that cannot be had is given up on after 2 s instead of 10 s.
         host = await served_host({"url": dsn, "pg_schema": schema, "acquire_timeout_s": 2.0}, PLUGINS)
         result = await run_load(host.url, clients=CLIENTS, messages=MESSAGES, fault=stop_and_start, tag="pg")
         stored = await host.stored(result.session_id)

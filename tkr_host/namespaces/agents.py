@@ -179,6 +179,18 @@ async def stream_chunk(host: Host, conn: Connection, data: dict[str, Any]) -> di
 async def stream_end(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     request = StreamEnd.model_validate(data)
     stream = _own_stream(host, conn, request.message_id)
+    # Closed first, so a late chunk or a disconnect cannot touch a reply being
+    # stored; opened again if it cannot be stored.
+    host.streams.close(stream.message_id)
+    try:
+        message = await _end(host, stream, request)
+    except BaseException:
+        host.streams.open(stream)
+        raise
+    return {"message": {"id": message.id, "seq": message.seq, "ts": message.ts}}
+
+
+async def _end(host: Host, stream: OpenStream, request: StreamEnd) -> Message:
     text_type = host.message_types.get("text")
     if text_type is None:
         raise HostError("validation.unknown_type", message="No plugin provides the `text` type that streamed replies use.")
@@ -187,8 +199,7 @@ async def stream_end(host: Host, conn: Connection, data: dict[str, Any]) -> dict
         validated = text_type.payload_model.model_validate(payload).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
         raise validation_error(exc, prefix="payload.") from None
-    result = await finish_stream(host, stream, validated, "complete")
-    return {"message": {"id": result.id, "seq": result.seq, "ts": result.ts}}
+    return await finish_stream(host, stream, validated, "complete")
 
 
 async def finish_stream(host: Host, stream: OpenStream, payload: dict[str, Any], status: MessageStatus) -> Message:
@@ -203,17 +214,16 @@ async def finish_stream(host: Host, stream: OpenStream, payload: dict[str, Any],
     if stream.to is not None:
         ctx.deliver_to.add(stream.to)
     result = await store_and_deliver(host, draft, ctx)
-    host.streams.close(stream.message_id)
     return result.message
 
 
 async def abort_stream(host: Host, stream: OpenStream) -> None:
     """The agent left mid-stream: keep what arrived, marked incomplete, and tell the session."""
+    host.streams.close(stream.message_id)
     try:
         await finish_stream(host, stream, {"text": stream.text}, "incomplete")
     except Exception:
         log.exception("could not store the incomplete stream %s", stream.message_id)
-        host.streams.close(stream.message_id)
     error = HostError("agent.stream_aborted", message=f"Agent {stream.sender.id} disconnected while replying.",
                       hint="The partial reply was kept; ask again if you need the rest.",
                       details={"message_id": stream.message_id, "agent_id": stream.sender.id})

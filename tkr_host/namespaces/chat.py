@@ -160,10 +160,16 @@ async def receipt(host: Host, conn: Connection, data: dict[str, Any]) -> dict[st
 
 
 async def _enter(host: Host, conn: Connection, session: Session) -> None:
-    await host.sio.enter_room(conn.sid, session_room(session.id), namespace="/chat")
+    # The socket may have left while this event was in flight; its clean-up has
+    # run, so nothing may be recorded for it any more. No await between this
+    # check and ``arrive``.
+    if host.connection(conn.sid, "/chat") is not conn:
+        raise HostError("protocol.not_connected")
     conn.sessions.add(session.id)
     member = conn.principal.member()
-    if host.presence.arrive(session.id, member, conn.sid):
+    arrived = host.presence.arrive(session.id, member, conn.sid)
+    await host.sio.enter_room(conn.sid, session_room(session.id), namespace="/chat")
+    if arrived:
         await _presence(host, session.id, member, "online", skip_sid=conn.sid)
 
 

@@ -89,6 +89,32 @@ async def test_an_exhausted_pool_is_unavailable(open_store: OpenStore) -> None:
     await store.ping()  # and it passes
 
 
+async def test_a_freed_connection_goes_to_the_caller_that_waited(open_store: OpenStore) -> None:
+    """A task that hands its connection back and at once asks again (one
+    store call after another, as a socket's handler does) queues behind the
+    callers already waiting, rather than taking the connection back."""
+    store = await open_store(pool_size=1)
+    order: list[str] = []
+    holding = asyncio.Event()
+
+    async def holder() -> None:
+        async with store.db.atomic():
+            await store.db.aexecute_sql("SELECT 1")
+            holding.set()
+            await asyncio.sleep(0.1)  # the waiter queues for the connection meanwhile
+        await store.db.aclose()
+        await store.ping()
+        order.append("holder")
+
+    async def waiter() -> None:
+        await holding.wait()
+        await store.ping()
+        order.append("waiter")
+
+    await asyncio.gather(holder(), waiter())
+    assert order == ["waiter", "holder"]
+
+
 async def test_a_missing_table_is_a_bug_not_an_outage(open_store: OpenStore) -> None:
     store = await open_store(auto_migrate=False)
     with pytest.raises(peewee.DatabaseError) as caught:

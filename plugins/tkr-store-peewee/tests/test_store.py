@@ -11,7 +11,7 @@ from typing import Any
 
 import peewee
 import pytest
-from tkr_store_peewee import PeeweeStore
+from tkr_store_peewee import PeeweeStore, StoreSettings
 from tkr_store_peewee.models import DeliveryRow, ReceiptRow
 
 from tkr_host import ContextRecord, HostError, Member, MessageDraft, Store
@@ -214,6 +214,37 @@ async def test_concurrent_duplicates_store_one_message(store: PeeweeStore, open_
     assert len(await store.pending_deliveries("echo", 100)) == 1
 
 
+async def test_writers_of_one_process_take_turns(open_store: OpenStore) -> None:
+    """With no busy timeout, SQLite refuses a second writer at once, so the
+    store's own writers must queue before they reach it (on PostgreSQL they
+    queue on row locks): appends and other writes, all at once, all succeed."""
+    store = await open_store(sqlite_busy_timeout_s=0)
+    sessions = [await new_session(store) for _ in range(3)]
+    writes: list[Awaitable[Any]] = [store.append_message(draft(sessions[n % 3], f"c-{n}"), ["echo"]) for n in range(30)]
+    writes += [store.add_member(sessions[n % 3], Member(id=f"m-{n}")) for n in range(6)]
+    writes += [store.put_task(f"t-{n}", sessions[n % 3], {"n": n}) for n in range(6)]
+    await asyncio.gather(*writes)
+    for session_id in sessions:
+        assert [m.seq for m in await store.messages_after(session_id, 0, 100)] == list(range(1, 11))
+    assert len(await store.pending_deliveries("echo", 100)) == 30
+    assert_released(store)
+
+
+async def test_an_in_memory_sqlite_database() -> None:
+    """``sqlite:///:memory:`` is one shared connection, not a pool of them."""
+    store = PeeweeStore(StoreSettings(url="sqlite:///:memory:"))
+    await store.start()
+    try:
+        session_id = await new_session(store, ECHO)
+        sends = await asyncio.gather(*(store.append_message(draft(session_id, f"c-{n}"), ["echo"]) for n in range(5)))
+        assert sorted(r.message.seq for r in sends) == [1, 2, 3, 4, 5]
+        assert (await store.append_message(draft(session_id, "c-0"), ["echo"])).duplicate
+        assert await last_seq(store, session_id) == 5
+        assert len(await store.pending_deliveries("echo", 10)) == 5
+    finally:
+        await store.close()
+
+
 # --- receipts ------------------------------------------------------------------
 
 
@@ -272,6 +303,17 @@ async def test_pending_deliveries_page_after_a_message(store: PeeweeStore) -> No
     # Another agent's delivery, or no delivery at all, is no place to start from.
     assert await store.pending_deliveries("echo", 10, "no-such-message") == []
     assert await store.pending_deliveries("other-agent", 10, sent[0].id) == []
+    assert_released(store)
+
+
+async def test_a_message_is_pending_once_for_each_of_its_agents(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    sent = (await store.append_message(draft(session_id, "c-1"), ["echo", "critic", "echo", "planner"])).message
+    for agent in ("echo", "critic", "planner"):
+        assert [m.id for m in await store.pending_deliveries(agent, 10)] == [sent.id]
+    assert await store.ack_delivery("critic", sent.id) is True
+    assert await store.pending_deliveries("critic", 10) == []
+    assert [m.id for m in await store.pending_deliveries("echo", 10)] == [sent.id]
     assert_released(store)
 
 

@@ -141,7 +141,7 @@ def session_from_rows(rows: Sequence[Sequence[Any]]) -> Session | None:
         created_by=first[2],
         created_at=first[3],
         last_seq=int(first[4]),
-        metadata=json.loads(first[5]) if first[5] else {},
+        metadata=json.loads(first[5] or "null") or {},
         members=[Member(id=row[6], kind=row[7]) for row in rows if row[6] is not None],
     )
 
@@ -213,8 +213,11 @@ def _append_transaction(conn: sqlite3.Connection, values: tuple[Any, ...], agent
             conn.execute(SQLITE_INSERT_DELIVERIES + rows, [v for agent in agents for v in (agent, message_id, session_id, ts)])
         conn.execute("COMMIT")
     except BaseException:
+        # A COMMIT that failed on I/O or a full disk was rolled back by SQLite
+        # itself; whatever happens, the first error is the one to raise.
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     return seq
 
