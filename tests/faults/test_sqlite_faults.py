@@ -43,14 +43,6 @@ PLUGINS: dict[str, Any] = {"recovery": {"breaker_reset_s": 1.0}}
 
 needs_prlimit = pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="setting another process's RLIMIT_FSIZE needs Linux prlimit")
 
-#: The bug test_an_unwritable_sqlite_file_is_answered_store_unavailable shows.
-COMMIT_BUG = (
-    "tkr-store-peewee: a COMMIT that SQLite fails with an I/O error (or a full disk) is rolled back by SQLite itself; peewee's "
-    "atomic() then sends ROLLBACK, which raises 'cannot rollback - no transaction is active' and hides the commit's error, so "
-    "failures.is_transient does not see it and the client gets internal.error instead of store.unavailable (no retry, no breaker)"
-)
-
-
 def sqlite_store(tmp_path: Path) -> dict[str, Any]:
     return {"url": f"sqlite:///{tmp_path / 'tkr.db'}", "sqlite_busy_timeout_s": 0.05}
 
@@ -133,10 +125,10 @@ async def test_an_unwritable_sqlite_file(tmp_path: Path, served_host: Callable[.
 
 
 @needs_prlimit
-@pytest.mark.xfail(strict=True, reason=COMMIT_BUG)
 async def test_an_unwritable_sqlite_file_is_answered_store_unavailable(tmp_path: Path, served_host: Callable[..., Awaitable[Any]]) -> None:
-    """Every store write but the append (which runs its own transaction) goes
-    through peewee's ``atomic()``: ``session:create`` shows the bug."""
+    """A COMMIT the disk refuses is rolled back by SQLite itself, and peewee's
+    ROLLBACK after it fails: the store still answers ``store.unavailable``, so
+    the retry and the breaker see it (``session:create`` goes through ``atomic()``)."""
     host = await served_host(sqlite_store(tmp_path), PLUGINS)
     alice = TkrClient(await connect_client(host.url, make_token("alice")), "alice", "/chat")
     limit = FileSizeLimit(host.pid)

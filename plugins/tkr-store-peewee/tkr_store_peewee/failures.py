@@ -35,6 +35,9 @@ _SQLITE_TRANSIENT = (
     "disk i/o error",
     "database or disk is full",
     "locking protocol",
+    # A COMMIT the disk refused makes SQLite roll back by itself; peewee's own
+    # ROLLBACK then fails with this, hiding the first error. It is the same fault.
+    "cannot rollback - no transaction is active",
 )
 
 #: asyncpg errors of a connection that failed or a server that cannot serve now:
@@ -45,6 +48,9 @@ _ASYNCPG_TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError,
+    # A pooled connection the server has just terminated, before asyncpg marked
+    # it closed ("cannot switch to state …; another operation is in progress").
+    asyncpg.exceptions._base.InternalClientError,
 )
 
 #: Messages pwasyncio raises itself, without a driver error behind them.
