@@ -169,3 +169,28 @@ async def test_stream_errors(tkr_client):
     assert (await echo.call("stream:start", {"session_id": session_id, "type": "task"}))["error"]["code"] == "validation.payload"
     empty_end = await echo.call("stream:end", {"message_id": message_id})
     assert empty_end["error"]["code"] == "validation.payload"  # a complete text reply needs text
+
+
+async def test_an_agent_may_hold_only_so_many_streams_open(tkr_client):
+    from tkr_host.namespaces.agents import MAX_OPEN_STREAMS
+
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["echo"])
+    echo = await tkr_client("echo", kind="agent", namespace="/agents")
+    opened = [(await echo.ok("stream:start", {"session_id": session_id}))["message_id"] for _ in range(MAX_OPEN_STREAMS)]
+    refused = await echo.call("stream:start", {"session_id": session_id})
+    assert refused["error"]["code"] == "rate_limit.streams" and refused["error"]["hint"]
+    await echo.ok("stream:chunk", {"message_id": opened[0], "delta": "done"})
+    await echo.ok("stream:end", {"message_id": opened[0]})
+    assert (await echo.call("stream:start", {"session_id": session_id}))["ok"]
+
+
+async def test_an_aborted_stream_without_text_stores_nothing(tkr_client):
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["echo"])
+    echo = await tkr_client("echo", kind="agent", namespace="/agents")
+    message_id = (await echo.ok("stream:start", {"session_id": session_id}))["message_id"]
+    await echo.close()
+    error = await alice.wait_for("error")
+    assert error["code"] == "agent.stream_aborted" and error["details"]["message_id"] == message_id
+    assert await alice.history(session_id) == []

@@ -78,6 +78,7 @@ CATALOG: dict[str, Known] = {
     "rate_limit.exceeded": Known("Too many messages.", "Wait, then send again with the same client_id; queued messages are kept."),
     "rate_limit.connect": Known("Too many connects from this address.", "Wait before reconnecting."),
     "rate_limit.sessions": Known("Too many new sessions.", "Wait before creating another session."),
+    "rate_limit.streams": Known("Too many streams are open on this connection.", "End an open stream before starting another."),
     "not_found.stream": Known("There is no open stream with that id.", "Start a stream with stream:start and use the message_id it returns."),
     "not_found.task": Known("There is no such task.", "Check the task id, or create the task first."),
     "conflict.task_state": Known("The task cannot move to that state.", "Reload the task; finished tasks take a new task naming them."),

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Pending deliveries read per page while an agent catches up.
 REPLAY_PAGE = 200
+#: Streams one socket may hold open at once: each keeps its chunks in memory.
+MAX_OPEN_STREAMS = 16
 #: Largest streamed reply, in characters: the stored reply is a `text`
 #: message, so it has the text type's limit.
 MAX_STREAM_TEXT = 32_768
@@ -145,6 +147,9 @@ async def stream_start(host: Host, conn: Connection, data: dict[str, Any]) -> di
             raise HostError("not_found.message", message="`in_reply_to` names no message of this session.")
     if request.to is not None and request.to not in session.agent_ids():
         raise HostError("validation.recipient")
+    if len(host.streams.of_socket(conn.sid)) >= MAX_OPEN_STREAMS:
+        raise HostError("rate_limit.streams", message=f"At most {MAX_OPEN_STREAMS} streams may be open on one connection.",
+                        hint="End an open stream with stream:end before starting another.")
     stream = OpenStream(message_id=str(uuid.uuid4()), session_id=session.id, principal=conn.principal, sid=conn.sid,
                         in_reply_to=request.in_reply_to, to=request.to)
     host.streams.open(stream)
@@ -213,6 +218,11 @@ async def finish_stream(host: Host, stream: OpenStream, payload: dict[str, Any],
     ctx = MessageContext(host=host, principal=stream.principal, session=session, namespace="/agents")
     if stream.to is not None:
         ctx.deliver_to.add(stream.to)
+    # The reply is a text message: whatever plugin provides `text` sees it as
+    # it sees any other (a moderation plugin may refuse it).
+    text_type = host.message_types.get("text")
+    if text_type is not None:
+        await text_type.handle(ctx, draft)
     result = await store_and_deliver(host, draft, ctx)
     return result.message
 
@@ -220,12 +230,15 @@ async def finish_stream(host: Host, stream: OpenStream, payload: dict[str, Any],
 async def abort_stream(host: Host, stream: OpenStream) -> None:
     """The agent left mid-stream: keep what arrived, marked incomplete, and tell the session."""
     host.streams.close(stream.message_id)
-    try:
-        await finish_stream(host, stream, {"text": stream.text}, "incomplete")
-    except Exception:
-        log.exception("could not store the incomplete stream %s", stream.message_id)
+    kept = False
+    if stream.chunks:  # a reply with no text is not a message
+        try:
+            await finish_stream(host, stream, {"text": stream.text}, "incomplete")
+            kept = True
+        except Exception:
+            log.exception("could not store the incomplete stream %s", stream.message_id)
     error = HostError("agent.stream_aborted", message=f"Agent {stream.sender.id} disconnected while replying.",
-                      hint="The partial reply was kept; ask again if you need the rest.",
+                      hint="The partial reply was kept; ask again if you need the rest." if kept else "Ask the agent again.",
                       details={"message_id": stream.message_id, "agent_id": stream.sender.id})
     await host.sio.emit("error", {**error.to_wire(), "session_id": stream.session_id}, room=session_room(stream.session_id),
                         namespace="/chat")
