@@ -120,6 +120,9 @@ async def start_host(settings: dict[str, Any], plugins: list[Any] | tuple[Any, .
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
+    # Listen now: Hypercorn only listens after the app's start-up, which is when
+    # this function returns, and a connect before that would be refused.
+    listener.listen(128)
     port = listener.getsockname()[1]
     config = HypercornConfig()
     config.bind = [f"fd://{listener.detach()}"]
