@@ -90,16 +90,23 @@ async def join_session(host: Host, conn: Connection, data: dict[str, Any]) -> di
     session = await member_session(host, conn, request.session_id)
     # Enter the room before reading, so nothing stored in between is missed;
     # a message that arrives both ways is dropped by its seq on the client.
+    already_in = session.id in conn.sessions
     await _enter(host, conn, session)
-    truncated = False
-    if request.since_seq is None:
-        messages = await host.store.messages_before(session.id, None, host.settings.host.history_limit)
-    else:
-        limit = host.settings.host.resume_limit
-        messages = await host.store.messages_after(session.id, request.since_seq, limit + 1)
-        truncated = len(messages) > limit
-        messages = messages[:limit]
-    fresh = await host.store.get_session(session.id) or session
+    try:
+        truncated = False
+        if request.since_seq is None:
+            messages = await host.store.messages_before(session.id, None, host.settings.host.history_limit)
+        else:
+            limit = host.settings.host.resume_limit
+            messages = await host.store.messages_after(session.id, request.since_seq, limit + 1)
+            truncated = len(messages) > limit
+            messages = messages[:limit]
+        fresh = await host.store.get_session(session.id) or session
+    except BaseException:
+        # A join that fails leaves the socket where it was.
+        if not already_in:
+            await _leave(host, conn, session.id)
+        raise
     return {
         "session": fresh.to_wire(),
         "messages": [message.to_wire() for message in messages],

@@ -36,13 +36,18 @@ async def subscribe(host: Host, conn: Connection, data: dict[str, Any]) -> dict[
     request = TaskRef.model_validate(data)
     await readable_task(host, conn, request.task_id)
     await host.sio.enter_room(conn.sid, task_room(request.task_id), namespace="/tasks")
-    # Read again after joining the room, so no change falls between the two.
-    await host.publish_task(await readable_task(host, conn, request.task_id), to=conn.sid)
+    try:
+        # Read again after joining the room, so no change falls between the two.
+        await host.publish_task(await readable_task(host, conn, request.task_id), to=conn.sid)
+    except BaseException:
+        await host.sio.leave_room(conn.sid, task_room(request.task_id), namespace="/tasks")
+        raise
     return {}
 
 
 async def unsubscribe(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     request = TaskRef.model_validate(data)
+    await readable_task(host, conn, request.task_id)  # members only, as for subscribe
     await host.sio.leave_room(conn.sid, task_room(request.task_id), namespace="/tasks")
     return {}
 

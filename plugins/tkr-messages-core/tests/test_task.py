@@ -149,3 +149,10 @@ async def test_concurrent_updates_cannot_both_pass_against_the_same_state(tkr_cl
     )
     assert sorted(ack["ok"] for ack in acks) == [False, True]
     assert next(ack for ack in acks if not ack["ok"])["error"]["code"] == "conflict.task_state"
+
+
+async def test_unsubscribe_is_for_members_only(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
+    mallory = await tkr_client("mallory", namespace="/tasks")
+    assert (await mallory.call("task:unsubscribe", {"task_id": "t1"}))["error"]["code"] == "permission.not_member"
