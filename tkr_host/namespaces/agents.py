@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tkr_host.dispatch import NamespaceSpec, validation_error
 from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
+from tkr_host.namespaces.chat import announce, depart_all
 from tkr_host.pipeline import member_session, send_message, store_and_deliver
 from tkr_host.rooms import agent_room, session_room
 from tkr_host.streams import OpenStream
@@ -71,7 +72,7 @@ async def joined(host: Host, conn: Connection) -> None:
     for session in sessions:
         conn.sessions.add(session.id)
         if host.presence.arrive(session.id, agent.member(), conn.sid):
-            await _presence(host, session.id, conn, "online")
+            await announce(host, session.id, agent.member(), "online")
     # Replay runs in the background: the connect must be acknowledged before
     # the socket can receive events.
     host.spawn(replay_then_go_live(host, conn))
@@ -108,21 +109,9 @@ async def _replay(host: Host, conn: Connection, sent: set[str]) -> None:
 
 
 async def left(host: Host, conn: Connection) -> None:
+    await depart_all(host, conn)  # first: bookkeeping must not wait on the streams' stores
     for stream in host.streams.of_socket(conn.sid):
         await abort_stream(host, stream)
-    for session_id in list(conn.sessions):
-        conn.sessions.discard(session_id)
-        if host.presence.depart(session_id, conn.principal.id, conn.sid):
-            await _presence(host, session_id, conn, "offline")
-
-
-async def _presence(host: Host, session_id: str, conn: Connection, state: str) -> None:
-    await host.sio.emit(
-        "presence",
-        {"session_id": session_id, "member": conn.principal.member().model_dump(), "state": state},
-        room=session_room(session_id),
-        namespace="/chat",
-    )
 
 
 # --- events --------------------------------------------------------------------

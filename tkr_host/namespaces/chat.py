@@ -7,6 +7,7 @@ dispatcher.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +18,8 @@ from tkr_host.host import Connection, Host
 from tkr_host.pipeline import member_session, send_message
 from tkr_host.rooms import principal_room, session_room
 from tkr_host.types import Member, ReceiptStatus, SecurityEvent, Session
+
+log = logging.getLogger(__name__)
 
 MAX_HISTORY = 200
 
@@ -177,24 +180,36 @@ async def _enter(host: Host, conn: Connection, session: Session) -> None:
     arrived = host.presence.arrive(session.id, member, conn.sid)
     await host.sio.enter_room(conn.sid, session_room(session.id), namespace="/chat")
     if arrived:
-        await _presence(host, session.id, member, "online", skip_sid=conn.sid)
+        await announce(host, session.id, member, "online", skip_sid=conn.sid)
 
 
 async def _leave(host: Host, conn: Connection, session_id: str) -> None:
     conn.sessions.discard(session_id)
     await host.sio.leave_room(conn.sid, session_room(session_id), namespace="/chat")
     if host.presence.depart(session_id, conn.principal.id, conn.sid):
-        await _presence(host, session_id, conn.principal.member(), "offline")
+        await announce(host, session_id, conn.principal.member(), "offline")
 
 
-async def _presence(host: Host, session_id: str, member: Member, state: str, skip_sid: str | None = None) -> None:
-    await host.sio.emit(
-        "presence",
-        {"session_id": session_id, "member": member.model_dump(), "state": state},
-        room=session_room(session_id),
-        skip_sid=skip_sid,
-        namespace="/chat",
-    )
+async def announce(host: Host, session_id: str, member: Member, state: str, skip_sid: str | None = None) -> None:
+    """Send ``presence`` to the session; a failed emit is logged, so clean-up goes on."""
+    try:
+        await host.sio.emit(
+            "presence",
+            {"session_id": session_id, "member": member.model_dump(), "state": state},
+            room=session_room(session_id),
+            skip_sid=skip_sid,
+            namespace="/chat",
+        )
+    except Exception:
+        log.exception("presence of %s in %s could not be sent", member.id, session_id)
+
+
+async def depart_all(host: Host, conn: Connection) -> None:
+    """The socket is gone from every session it followed: offline where it was the member's last."""
+    for session_id in list(conn.sessions):
+        conn.sessions.discard(session_id)
+        if host.presence.depart(session_id, conn.principal.id, conn.sid):
+            await announce(host, session_id, conn.principal.member(), "offline")
 
 
 async def joined(host: Host, conn: Connection) -> None:
@@ -203,10 +218,7 @@ async def joined(host: Host, conn: Connection) -> None:
 
 async def left(host: Host, conn: Connection) -> None:
     # python-socketio empties the rooms itself; presence is ours to clean.
-    for session_id in list(conn.sessions):
-        conn.sessions.discard(session_id)
-        if host.presence.depart(session_id, conn.principal.id, conn.sid):
-            await _presence(host, session_id, conn.principal.member(), "offline")
+    await depart_all(host, conn)
 
 
 def namespace() -> NamespaceSpec:
