@@ -23,7 +23,7 @@ from tkr_host.errors import HostError, failure, internal_error
 from tkr_host.handshake import build_handshake
 from tkr_host.host import Connection, Host
 from tkr_host.plugins import call_all, call_first, notify
-from tkr_host.types import Principal, SecurityEvent
+from tkr_host.types import Handshake, Principal, SecurityEvent
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,31 @@ def validation_error(exc: ValidationError, prefix: str = "") -> HostError:
 def payload_size(data: Any) -> int:
     """The UTF-8 size of an event payload as JSON; raises TypeError for binary data."""
     return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+async def identify(host: Host, handshake: Handshake, sid: str | None = None) -> Principal:
+    """The principal behind a handshake, as the auth plugins see it.
+
+    Auth failures are reported as security events. Without credentials, a
+    socket (``sid`` given) may connect anonymously when the host allows it; an
+    HTTP request never does.
+    """
+    try:
+        principal: Principal | None = await call_first(host.pm.hook.authenticate, host=host, handshake=handshake)
+    except HostError as error:
+        if error.category == "auth":
+            await host.security_event(SecurityEvent("auth_failure", handshake.peer, sid=sid, namespace=handshake.namespace,
+                                                    detail=error.code))
+        raise
+    if principal is not None:
+        return principal
+    if handshake.token is not None:
+        await host.security_event(SecurityEvent("auth_failure", handshake.peer, sid=sid, namespace=handshake.namespace,
+                                                detail="auth.invalid"))
+        raise HostError("auth.invalid", message="No authentication plugin accepted the credentials.")
+    if sid is None or not host.settings.host.allow_anonymous:
+        raise HostError("auth.required")
+    return Principal(id=f"anonymous-{sid[:12]}", kind="user", name="anonymous")
 
 
 class Dispatcher:
@@ -130,19 +155,7 @@ class Dispatcher:
                 await host.security_event(SecurityEvent("rate_limited", peer, sid=sid, namespace=spec.path, detail="connect"))
                 raise HostError("rate_limit.connect", message="Too many connects from this address.", retry_after=wait,
                                 hint=f"Wait {wait:.1f} s before reconnecting.")
-        try:
-            principal: Principal | None = await call_first(host.pm.hook.authenticate, host=host, handshake=handshake)
-        except HostError as error:
-            if error.category == "auth":
-                await host.security_event(SecurityEvent("auth_failure", peer, sid=sid, namespace=spec.path, detail=error.code))
-            raise
-        if principal is None:
-            if handshake.token is not None:
-                await host.security_event(SecurityEvent("auth_failure", peer, sid=sid, namespace=spec.path, detail="auth.invalid"))
-                raise HostError("auth.invalid", message="No authentication plugin accepted the credentials.")
-            if not host.settings.host.allow_anonymous:
-                raise HostError("auth.required")
-            principal = Principal(id=f"anonymous-{sid[:12]}", kind="user", name="anonymous")
+        principal = await identify(host, handshake, sid)
         if not spec.admits(principal):
             await host.security_event(SecurityEvent("access_denied", peer, principal.id, sid, spec.path, "namespace"))
             raise HostError(spec.refusal, message=f"A principal of kind {principal.kind!r} may not connect to {spec.path}.")

@@ -53,6 +53,22 @@ async def member_session(host: Host, connection: Connection, session_id: Any) ->
     return session
 
 
+async def check_addressing(host: Host, session: Session, to: str | None, in_reply_to: str | None) -> Session:
+    """Check that ``to`` is an agent of the session and ``in_reply_to`` one of its
+    messages; return the session, read again if the cached one was too old."""
+    if to is not None and to not in session.agent_ids():
+        # The cached session may predate an invite made on another node.
+        session = await host.store.get_session(session.id) or session
+        host.sessions.remember(session)
+        if to not in session.agent_ids():
+            raise HostError("validation.recipient", message=f"{to[:64]!r} is not an agent of this session.")
+    if in_reply_to is not None:
+        replied = await host.store.get_message(in_reply_to)
+        if replied is None or replied.session_id != session.id:
+            raise HostError("not_found.message", message="`in_reply_to` names no message of this session.")
+    return session
+
+
 async def send_message(host: Host, connection: Connection, data: dict[str, Any]) -> dict[str, Any]:
     """``message:send``: store the message once, deliver it, and answer the ack."""
     request = SendRequest.model_validate(data)
@@ -75,16 +91,7 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
         payload = message_type.payload_model.model_validate(request.payload)
     except ValidationError as exc:
         raise validation_error(exc, prefix="payload.") from None
-    if request.to is not None and request.to not in session.agent_ids():
-        # The cached session may predate an invite made on another node.
-        session = await host.store.get_session(session.id) or session
-        host.sessions.remember(session)
-    if request.to is not None and request.to not in session.agent_ids():
-        raise HostError("validation.recipient", message=f"{request.to[:64]!r} is not an agent of this session.")
-    if request.in_reply_to is not None:
-        replied = await host.store.get_message(request.in_reply_to)
-        if replied is None or replied.session_id != session.id:
-            raise HostError("not_found.message", message="`in_reply_to` names no message of this session.")
+    session = await check_addressing(host, session, request.to, request.in_reply_to)
 
     if host.rate_limiter is not None:
         wait = await host.rate_limiter.hit("message", sender.id)

@@ -8,14 +8,14 @@ from typing import Any
 from pydantic import ValidationError
 from quart import Blueprint, Quart, request
 
-from tkr_host.dispatch import validation_error
+from tkr_host.dispatch import identify, validation_error
 from tkr_host.errors import HostError
 from tkr_host.handshake import bearer_token, peer_address
 from tkr_host.hookspecs import hookimpl
 from tkr_host.host import Host
 from tkr_host.namespaces.chat import History, read_history
-from tkr_host.plugins import call_first, list_plugins
-from tkr_host.types import Handshake, Principal, SecurityEvent
+from tkr_host.plugins import list_plugins
+from tkr_host.types import Handshake, Principal
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +31,7 @@ async def http_principal(host: Host) -> Principal:
     """Authenticate an HTTP request by its Bearer header, as a connect would be."""
     headers = {key.lower(): value for key, value in request.headers.items()}
     peer = peer_address(request.scope, headers, host.settings.host.trusted_proxies)
-    handshake = Handshake(namespace="http", token=bearer_token(headers), headers=headers, peer=peer)
-    try:
-        principal: Principal | None = await call_first(host.pm.hook.authenticate, host=host, handshake=handshake)
-    except HostError as error:
-        await host.security_event(SecurityEvent("auth_failure", peer, namespace="http", detail=error.code))
-        raise
-    if principal is None:
-        if handshake.token is None:
-            raise HostError("auth.required")
-        await host.security_event(SecurityEvent("auth_failure", peer, namespace="http", detail="auth.invalid"))
-        raise HostError("auth.invalid", message="No authentication plugin accepted the credentials.")
-    return principal
+    return await identify(host, Handshake(namespace="http", token=bearer_token(headers), headers=headers, peer=peer))
 
 
 def blueprint(host: Host) -> Blueprint:

@@ -18,7 +18,7 @@ from tkr_host.dispatch import NamespaceSpec, validation_error
 from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
 from tkr_host.namespaces.chat import announce, depart_all
-from tkr_host.pipeline import member_session, send_message, store_and_deliver
+from tkr_host.pipeline import check_addressing, member_session, send_message, store_and_deliver
 from tkr_host.rooms import agent_room, session_room
 from tkr_host.streams import OpenStream
 from tkr_host.types import Message, MessageContext, MessageDraft, MessageStatus, utc_now
@@ -129,13 +129,7 @@ async def ack(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, A
 
 async def stream_start(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     request = StreamStart.model_validate(data)
-    session = await member_session(host, conn, request.session_id)
-    if request.in_reply_to is not None:
-        replied = await host.store.get_message(request.in_reply_to)
-        if replied is None or replied.session_id != session.id:
-            raise HostError("not_found.message", message="`in_reply_to` names no message of this session.")
-    if request.to is not None and request.to not in session.agent_ids():
-        raise HostError("validation.recipient")
+    session = await check_addressing(host, await member_session(host, conn, request.session_id), request.to, request.in_reply_to)
     if len(host.streams.of_socket(conn.sid)) >= MAX_OPEN_STREAMS:
         raise HostError("rate_limit.streams", message=f"At most {MAX_OPEN_STREAMS} streams may be open on one connection.",
                         hint="End an open stream with stream:end before starting another.")
