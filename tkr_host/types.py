@@ -22,6 +22,12 @@ PrincipalKind = Literal["user", "agent", "service"]
 MessageStatus = Literal["complete", "incomplete"]
 ReceiptStatus = Literal["delivered", "read"]
 
+#: The largest integer every client holds exactly (JavaScript's
+#: ``Number.MAX_SAFE_INTEGER``). Every integer field of every event and route
+#: lies in ``0..MAX_SAFE_INTEGER`` or a narrower range, so no value can reach the
+#: store's 64-bit columns out of range.
+MAX_SAFE_INTEGER = 2**53 - 1
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)

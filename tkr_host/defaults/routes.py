@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,6 +35,25 @@ async def http_principal(host: Host) -> Principal:
     return await identify(host, Handshake(namespace="http", token=bearer_token(headers), headers=headers, peer=peer))
 
 
+#: A query parameter that is a whole number: ASCII digits only (``int()`` would
+#: also take `` 5``, ``5_0`` and other scripts' digits).
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+#: Digits past any bound of a route's parameters: refused before conversion.
+MAX_DIGITS = 20
+
+
+def whole_number(name: str, text: str) -> int:
+    """The query parameter ``name`` as an int; the route's model then checks its bounds."""
+    problem = None
+    if WHOLE_NUMBER.fullmatch(text) is None:
+        problem = "must be a whole number"
+    elif len(text.lstrip("-")) > MAX_DIGITS:
+        problem = "is out of range"
+    if problem is not None:
+        raise HostError("validation.payload", message=f"`{name}` {problem}.", details={"fields": [{"field": name, "problem": problem}]})
+    return int(text)
+
+
 def blueprint(host: Host) -> Blueprint:
     routes = Blueprint("tkr_host_core", __name__)
 
@@ -62,13 +82,11 @@ def blueprint(host: Host) -> Blueprint:
     async def session_messages(session_id: str) -> Any:
         try:
             principal = await http_principal(host)
-            query = {key: request.args[key] for key in ("before_seq", "limit") if key in request.args}
+            query = {key: whole_number(key, request.args[key]) for key in ("before_seq", "limit") if key in request.args}
             try:
-                params = History.model_validate({"session_id": session_id, **{k: int(v) for k, v in query.items()}})
-            except ValueError as exc:
-                if isinstance(exc, ValidationError):
-                    raise validation_error(exc) from None
-                raise HostError("validation.payload", message="`before_seq` and `limit` must be whole numbers.") from None
+                params = History.model_validate({"session_id": session_id, **query})
+            except ValidationError as exc:
+                raise validation_error(exc) from None
             session = await host.store.get_session(params.session_id)
             if session is None:
                 raise HostError("not_found.session")

@@ -17,7 +17,7 @@ from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
 from tkr_host.pipeline import member_session, send_message
 from tkr_host.rooms import principal_room, session_room
-from tkr_host.types import Member, ReceiptStatus, SecurityEvent, Session
+from tkr_host.types import MAX_SAFE_INTEGER, Member, ReceiptStatus, SecurityEvent, Session
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Empty(Request):
 
 class JoinSession(Request):
     session_id: str = Field(min_length=1, max_length=64)
-    since_seq: int | None = Field(default=None, ge=0)
+    since_seq: int | None = Field(default=None, ge=0, le=MAX_SAFE_INTEGER)
 
 
 class SessionRef(Request):
@@ -54,13 +54,13 @@ class Invite(Request):
 
 class History(Request):
     session_id: str = Field(min_length=1, max_length=64)
-    before_seq: int | None = Field(default=None, ge=1)
+    before_seq: int | None = Field(default=None, ge=1, le=MAX_SAFE_INTEGER)
     limit: int = Field(default=50, ge=1, le=MAX_HISTORY)
 
 
 class Receipt(Request):
     session_id: str = Field(min_length=1, max_length=64)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SAFE_INTEGER)
     status: ReceiptStatus
 
 
