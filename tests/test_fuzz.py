@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 from hypothesis import HealthCheck, given, settings
@@ -64,6 +65,10 @@ def nested(depth: int) -> Any:
 
 
 DEEP = st.integers(min_value=1, max_value=400).map(nested)
+#: Integers at and past every bound: the JS safe range (2^53 - 1), 64 bits, and far beyond.
+BIG_INTEGERS = (st.sampled_from([2**53 - 1, 2**53, 2**63 - 1, 2**63, 2**64, 10**30, -1, -(2**63), -(2**63) - 1, -(2**64)])
+                | st.integers(min_value=2**53) | st.integers(max_value=-(2**53)))
+INTEGERS = BIG_INTEGERS | st.integers(min_value=-5, max_value=300)
 KEYS = ["session_id", "client_id", "type", "payload", "to", "in_reply_to", "since_seq", "before_seq", "limit", "seq", "status",
         "title", "agents", "metadata", "member", "message_id", "delta", "task_id"]
 
@@ -72,8 +77,7 @@ KEYS = ["session_id", "client_id", "type", "payload", "to", "in_reply_to", "sinc
 def almost_valid(draw: st.DrawFn, session_id: str) -> dict[str, Any]:
     """Objects with the protocol's keys and values of the wrong (or right) kind."""
     keys = draw(st.lists(st.sampled_from(KEYS), max_size=8, unique=True))
-    value = st.one_of(st.just(session_id), st.sampled_from(["text", "context", "task", "poll", "Nope!"]), JSON, EDGE_STRINGS,
-                      st.integers(min_value=-5, max_value=300))
+    value = st.one_of(st.just(session_id), st.sampled_from(["text", "context", "task", "poll", "Nope!"]), JSON, EDGE_STRINGS, INTEGERS)
     payload = {key: draw(value) for key in keys}
     if draw(st.booleans()):
         payload["payload"] = draw(st.fixed_dictionaries({}, optional={
@@ -84,8 +88,23 @@ def almost_valid(draw: st.DrawFn, session_id: str) -> dict[str, Any]:
     return payload
 
 
+@st.composite
+def integer_fields(draw: st.DrawFn, session_id: str) -> dict[str, Any]:
+    """A payload that is right but for the integers: one for each integer field of each event
+    and message type, with values in and far out of range (issue 7: 2^63 reached the store)."""
+    number = draw(INTEGERS)
+    templates: list[dict[str, Any]] = [
+        {"session_id": session_id, "since_seq": number},
+        {"session_id": session_id, "before_seq": number, "limit": draw(INTEGERS)},
+        {"session_id": session_id, "seq": number, "status": draw(st.sampled_from(["delivered", "read"]))},
+        {"session_id": session_id, "client_id": f"int-{number}", "type": "context", "payload": {"context_id": "c", "data": {}, "ttl_s": number}},
+        {"session_id": session_id, "client_id": f"int-{number}", "type": "poll", "payload": {"action": "vote", "poll_id": "p", "option": number}},
+    ]
+    return draw(st.sampled_from(templates))
+
+
 def payloads(session_id: str) -> st.SearchStrategy[Any]:
-    return st.one_of(almost_valid(session_id), JSON, WITH_BINARY, DEEP, EDGE_STRINGS, st.binary(max_size=32))
+    return st.one_of(almost_valid(session_id), integer_fields(session_id), JSON, WITH_BINARY, DEEP, EDGE_STRINGS, st.binary(max_size=32))
 
 
 class Harness:
@@ -189,6 +208,30 @@ def test_every_event_answers_generated_payloads(harness: Harness, data: st.DataO
             ACKED_IDS.add(ack["message"]["id"])
         if event == "stream:start" and isinstance(ack, dict) and ack["ok"]:
             STREAM_IDS.add(ack["message_id"])
+
+
+#: Query strings: numbers in and out of range, and text that is no number (no lone
+#: surrogates, which no HTTP client can send, and none longer than a URL may be).
+QUERY_TEXT = (INTEGERS.map(str) | st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
+              | EDGE_STRINGS.filter(lambda text: len(text) < 200 and "\ud800" not in text))
+
+
+@settings(max_examples=max(EXAMPLES // 4, 50), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(before_seq=st.none() | QUERY_TEXT, limit=st.none() | QUERY_TEXT)
+def test_the_history_route_answers_generated_query_strings(harness: Harness, before_seq: str | None, limit: str | None) -> None:
+    params = {name: value for name, value in (("before_seq", before_seq), ("limit", limit)) if value is not None}
+
+    async def fetch() -> tuple[int, Any]:
+        url = f"{harness.running.url}/api/v1/sessions/{harness.session_id}/messages"
+        async with (aiohttp.ClientSession(headers={"Authorization": f"Bearer {make_token('fuzzer')}"}) as http,
+                    http.get(url, params=params) as response):
+            return response.status, await response.json(content_type=None)
+
+    status, body = harness.run(fetch())
+    TALLY[f"http {status}"] += 1
+    assert status in (200, 400), (params, status, body)
+    if status == 400:
+        assert body["error"]["code"] == "validation.payload" and body["error"]["hint"], body
 
 
 def test_nothing_refused_was_stored_and_the_host_still_serves(harness: Harness) -> None:
