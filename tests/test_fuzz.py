@@ -23,6 +23,7 @@ import socketio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tkr_host import Member
 from tkr_host.testing import TkrClient, connect_client, default_settings, make_token, start_host
 
 EVENTS = {
@@ -239,7 +240,7 @@ def test_nothing_refused_was_stored_and_the_host_still_serves(harness: Harness) 
         chat = harness.clients["/chat"]
         store = harness.running.host.store
         stored: list[Any] = []
-        for session in await store.list_sessions("fuzzer") + await store.list_sessions("fuzzbot"):
+        for session in await store.list_sessions(Member(id="fuzzer")) + await store.list_sessions(Member(id="fuzzbot", kind="agent")):
             stored += await store.messages_after(session.id, 0, 100_000)
         stored_ids = {message.id for message in stored}
         assert stored_ids >= ACKED_IDS, "an acked message is missing"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tkr_host import Member
 from tkr_host.testing import RunningHost, make_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,7 @@ async def assert_sent(host: RunningHost, ack: dict[str, Any], text: str) -> None
     assert ack["message"]["ts"].endswith("Z")
     # The store holds exactly what the ack names.
     store = host.host.store
-    [session] = await store.list_sessions("alice")
+    [session] = await store.list_sessions(Member(id="alice", kind="user"))
     [message] = await store.messages_before(session.id, None, 10)
     assert message.id == ack["message"]["id"]
     assert message.payload["text"] == text

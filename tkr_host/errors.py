@@ -82,6 +82,8 @@ CATALOG: dict[str, Known] = {
     "not_found.stream": Known("There is no open stream with that id.", "Start a stream with stream:start and use the message_id it returns."),
     "not_found.task": Known("There is no such task.", "Check the task id, or create the task first."),
     "conflict.task_state": Known("The task cannot move to that state.", "Reload the task; finished tasks take a new task naming them."),
+    "conflict.member_id": Known("A member of another kind already holds that id in this session.",
+                                "Within a session an id names one principal; invite another id."),
     "conflict.task_exists": Known("A task with that id already exists.", "Use action update, or pick a new task_id."),
     "agent.stream_aborted": Known("The agent disconnected while replying.", "The partial reply was kept; ask again if you need the rest."),
     "protocol.not_connected": Known("This socket is not connected to the namespace.", "Connect the namespace before sending events."),

@@ -39,14 +39,15 @@ class SendRequest(BaseModel):
 
 
 async def member_session(host: Host, connection: Connection, session_id: Any) -> Session:
-    """The session, when it exists and the connection's principal is a member."""
+    """The session, when it exists and the connection's principal (its id and kind) is a member."""
     if not isinstance(session_id, str) or not session_id:
         raise HostError("validation.payload", message="`session_id` must be a non-empty string.",
                         details={"fields": [{"field": "session_id", "problem": "required string"}]})
-    session = await host.sessions.membership(host.store, session_id, connection.principal.id)
+    member = connection.principal.member()
+    session = await host.sessions.membership(host.store, session_id, member)
     if session is None:
         raise HostError("not_found.session", message=f"There is no session {session_id[:64]!r}.")
-    if not session.has_member(connection.principal.id):
+    if not session.has_member(member):
         await host.security_event(SecurityEvent("access_denied", connection.peer, connection.principal.id, connection.sid,
                                                 connection.namespace, f"session {session_id[:64]}"))
         raise HostError("permission.not_member")

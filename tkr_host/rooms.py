@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from tkr_host.types import Member
+
 
 def session_room(session_id: str) -> str:
     """The /chat sockets that joined a session."""
     return f"session:{session_id}"
 
 
-def principal_room(principal_id: str) -> str:
-    """Every /chat socket of one principal (receipts go there)."""
-    return f"principal:{principal_id}"
+def principal_room(principal: Member) -> str:
+    """Every /chat socket of one principal (receipts go there): its kind and id,
+    so that ``agent:alice`` never gets what is meant for ``user:alice``."""
+    return f"principal:{principal.kind}:{principal.id}"
 
 
 def agent_room(agent_id: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from tkr_host.types import Session, Store
+from tkr_host.types import Member, Session, Store
 
 #: Sessions remembered per host; the least recently used are dropped first.
 MAX_CACHED_SESSIONS = 10_000
@@ -21,13 +21,16 @@ class SessionCache:
         self.capacity = capacity
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
-    async def membership(self, store: Store, session_id: str, member_id: str) -> Session | None:
-        """The session, read from the store unless a cached copy already lists ``member_id``.
+    async def membership(self, store: Store, session_id: str, member: Member) -> Session | None:
+        """The session, read from the store unless a cached copy already lists ``member``.
+
+        ``member`` is an id and a kind: a cached session that holds the id with
+        another kind is no answer, and is read again like any other.
 
         The returned session's ``last_seq`` may be old: read the store when it matters.
         """
         cached = self._sessions.get(session_id)
-        if cached is not None and cached.has_member(member_id):
+        if cached is not None and cached.has_member(member):
             self._sessions.move_to_end(session_id)
             return cached
         session = await store.get_session(session_id)

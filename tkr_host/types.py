@@ -57,7 +57,12 @@ class Principal(BaseModel):
 
 
 class Member(BaseModel):
-    """A session member: a principal id and kind."""
+    """A session member: a principal id and kind.
+
+    The two together name a principal: ``user:bot1`` and ``agent:bot1`` are two
+    principals, and every membership check compares both (docs/protocol.md,
+    "Principals of different kinds").
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -92,8 +97,16 @@ class Session(BaseModel):
     last_seq: int = 0
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    def has_member(self, member_id: str) -> bool:
-        return any(m.id == member_id for m in self.members)
+    def has_member(self, member: Member) -> bool:
+        """Whether ``member``, id *and* kind, belongs to the session."""
+        return member in self.members
+
+    def member_with_id(self, member_id: str) -> Member | None:
+        """The member holding ``member_id``: within a session an id names one principal."""
+        return next((m for m in self.members if m.id == member_id), None)
+
+    def is_creator(self, member: Member) -> bool:
+        return member.id == self.created_by and self.has_member(member)
 
     def agent_ids(self) -> list[str]:
         return [m.id for m in self.members if m.kind == "agent"]
@@ -204,11 +217,15 @@ class Store(Protocol):
     async def get_session(self, session_id: str) -> Session | None:
         """The session with its members and ``last_seq``, or None."""
 
-    async def list_sessions(self, member_id: str) -> list[Session]:
-        """Every session ``member_id`` belongs to, newest first."""
+    async def list_sessions(self, member: Member) -> list[Session]:
+        """Every session ``member`` (that id with that kind) belongs to, newest first."""
 
     async def add_member(self, session_id: str, member: Member) -> Session:
-        """Add ``member`` (no-op when already there) and return the session."""
+        """Add ``member`` (no-op when already there) and return the session.
+
+        Within a session an id names one principal: raise
+        ``HostError("conflict.member_id")`` when a member of another kind holds it.
+        """
 
     async def append_message(self, draft: MessageDraft, deliver_to: list[str]) -> AppendResult:
         """Store ``draft`` with the next gapless seq of its session.
@@ -248,7 +265,12 @@ class Store(Protocol):
         """
 
     async def ack_delivery(self, agent_id: str, message_id: str) -> bool:
-        """Mark a pending delivery as done; False when there was none."""
+        """Mark the delivery of ``message_id`` to ``agent_id`` as done.
+
+        True when the agent has that delivery (pending until now, or acked
+        before: acking twice is harmless); False when it never had one, and then
+        nothing changes.
+        """
 
     async def put_context(self, record: ContextRecord) -> None:
         """Insert or replace the context ``(session_id, context_id)``."""

@@ -90,7 +90,7 @@ def blueprint(host: Host) -> Blueprint:
             session = await host.store.get_session(params.session_id)
             if session is None:
                 raise HostError("not_found.session")
-            if not session.has_member(principal.id):
+            if not session.has_member(principal.member()):
                 raise HostError("permission.not_member")
             return await read_history(host, session, params.before_seq, params.limit)
         except HostError as error:

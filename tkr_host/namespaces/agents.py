@@ -68,7 +68,7 @@ class ContextList(Request):
 
 async def joined(host: Host, conn: Connection) -> None:
     agent = conn.principal
-    sessions = await host.store.list_sessions(agent.id)
+    sessions = await host.store.list_sessions(agent.member())
     for session in sessions:
         conn.sessions.add(session.id)
         if host.presence.arrive(session.id, agent.member(), conn.sid):
@@ -119,11 +119,11 @@ async def left(host: Host, conn: Connection) -> None:
 
 async def ack(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     request = Ack.model_validate(data)
+    # Only the agent a message was delivered to may ack it. To any other agent a
+    # message that exists and one that does not answer the same, so an ack
+    # tells nothing about other sessions; acking twice is harmless.
     if not await host.store_call(lambda: host.store.ack_delivery(conn.principal.id, request.message_id)):
-        message = await host.store.get_message(request.message_id)
-        if message is None:
-            raise HostError("not_found.message")
-    # Acking twice, or acking a message that was never pending, is harmless.
+        raise HostError("not_found.message")
     return {}
 
 
@@ -141,7 +141,7 @@ async def stream_start(host: Host, conn: Connection, data: dict[str, Any]) -> di
 
 def _own_stream(host: Host, conn: Connection, message_id: str) -> OpenStream:
     stream = host.streams.get(message_id)
-    if stream is None or stream.sender.id != conn.principal.id:
+    if stream is None or stream.sender != conn.principal.member():
         raise HostError("not_found.stream", message="There is no open stream with that id.",
                         hint="Start a stream with stream:start and use the message_id it returns.")
     return stream

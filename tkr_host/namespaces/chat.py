@@ -84,7 +84,7 @@ async def create_session(host: Host, conn: Connection, data: dict[str, Any]) -> 
 
 async def list_sessions(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     Empty.model_validate(data)
-    sessions = await host.store.list_sessions(conn.principal.id)
+    sessions = await host.store.list_sessions(conn.principal.member())
     return {"sessions": [session.to_wire() for session in sessions]}
 
 
@@ -128,7 +128,7 @@ async def leave_session(host: Host, conn: Connection, data: dict[str, Any]) -> d
 async def invite(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     request = Invite.model_validate(data)
     session = await member_session(host, conn, request.session_id)
-    if session.created_by != conn.principal.id:
+    if not session.is_creator(conn.principal.member()):
         raise HostError("permission.invite")
     session = await host.store_call(lambda: host.store.add_member(session.id, request.member))
     host.sessions.remember(session)
@@ -160,7 +160,7 @@ async def receipt(host: Host, conn: Connection, data: dict[str, Any]) -> dict[st
     await host.sio.emit(
         "receipt",
         {"session_id": session.id, "message_id": message.id, "seq": message.seq, "status": request.status, "by": conn.principal.id},
-        room=principal_room(message.sender.id),
+        room=principal_room(message.sender),
         namespace="/chat",
     )
     return {}
@@ -213,7 +213,7 @@ async def depart_all(host: Host, conn: Connection) -> None:
 
 
 async def joined(host: Host, conn: Connection) -> None:
-    await host.sio.enter_room(conn.sid, principal_room(conn.principal.id), namespace="/chat")
+    await host.sio.enter_room(conn.sid, principal_room(conn.principal.member()), namespace="/chat")
 
 
 async def left(host: Host, conn: Connection) -> None:

@@ -70,11 +70,13 @@ async def test_list_sessions_newest_first_and_only_mine(store: PeeweeStore) -> N
     second = await store.create_session("two", BOB, [ALICE], {})
     third = await store.create_session("three", BOB, [], {})
 
-    mine = await store.list_sessions("alice")
+    mine = await store.list_sessions(ALICE)
     assert [s.id for s in mine] == [second.id, first.id]
     assert [m.id for m in mine[0].members] == ["bob", "alice"]
-    assert [s.id for s in await store.list_sessions("bob")] == [third.id, second.id]
-    assert await store.list_sessions("nobody") == []
+    assert [s.id for s in await store.list_sessions(BOB)] == [third.id, second.id]
+    assert await store.list_sessions(Member(id="nobody")) == []
+    # A principal is its id and its kind: the agent alice is in none of these.
+    assert await store.list_sessions(Member(id="alice", kind="agent")) == []
     assert_released(store)
 
 
@@ -85,6 +87,11 @@ async def test_add_member_keeps_join_order_and_is_idempotent(store: PeeweeStore)
     again = await store.add_member(session_id, ECHO)
     assert [m.id for m in session.members] == ["alice", "echo", "bob"]
     assert again.members == session.members
+    # Within a session an id names one principal: the user echo cannot join the agent echo.
+    with pytest.raises(HostError) as clash:
+        await store.add_member(session_id, Member(id="echo", kind="user"))
+    assert clash.value.code == "conflict.member_id"
+    assert (await store.get_session(session_id)).members == session.members  # type: ignore[union-attr]
 
     with pytest.raises(HostError) as caught:
         await store.add_member(str(uuid.uuid4()), BOB)
@@ -275,7 +282,7 @@ async def test_pending_deliveries_oldest_first_until_acked(store: PeeweeStore) -
     assert [m.id for m in await store.pending_deliveries("echo", 10)] == [m.id for m in sent]
     assert [m.id for m in await store.pending_deliveries("echo", 2)] == [m.id for m in sent[:2]]
     assert await store.ack_delivery("echo", sent[1].id) is True
-    assert await store.ack_delivery("echo", sent[1].id) is False
+    assert await store.ack_delivery("echo", sent[1].id) is True  # acked before: still the agent's delivery
     assert await store.ack_delivery("echo", "no-such-message") is False
     assert await store.ack_delivery("other-agent", sent[0].id) is False
     assert [m.seq for m in await store.pending_deliveries("echo", 10)] == [1, 3, 4, 5]

@@ -111,16 +111,17 @@ class PeeweeStore:
         async with guarded(self.db, "get_session"):
             return await self._load_session(session_id)
 
-    async def list_sessions(self, member_id: str) -> list[Session]:
+    async def list_sessions(self, member: Member) -> list[Session]:
         async with guarded(self.db, "list_sessions"):
-            mine = MemberRow.select(MemberRow.session_id).where(MemberRow.member_id == member_id)
+            # The kind too: agent:alice is not a member of user:alice's sessions.
+            mine = MemberRow.select(MemberRow.session_id).where((MemberRow.member_id == member.id) & (MemberRow.kind == member.kind))
             rows = await self._all(SessionRow.select().where(SessionRow.id.in_(mine)).order_by(SessionRow.pk.desc()))
             if not rows:
                 return []
             members = await self._all(MemberRow.select().where(MemberRow.session_id.in_(mine)).order_by(MemberRow.pk))
         by_session: dict[str, list[Any]] = {}
-        for member in members:
-            by_session.setdefault(member.session_id, []).append(member)
+        for member_row in members:
+            by_session.setdefault(member_row.session_id, []).append(member_row)
         return [_session(row, by_session.get(row.id, [])) for row in rows]
 
     async def add_member(self, session_id: str, member: Member) -> Session:
@@ -131,6 +132,12 @@ class PeeweeStore:
             session = await self._load_session(session_id)
         if session is None:  # pragma: no cover - sessions are never deleted
             raise HostError("not_found.session")
+        holder = session.member_with_id(member.id)
+        if holder is not None and holder.kind != member.kind:
+            # The unique index on (session, id) kept the other kind's row. Within
+            # a session an id names one principal: `to`, receipts' `by` and task
+            # assignees are ids, and must stay unambiguous.
+            raise HostError("conflict.member_id")
         return session
 
     async def _load_session(self, session_id: str) -> Session | None:
@@ -247,13 +254,13 @@ class PeeweeStore:
         return [_message(row) for row in rows]
 
     async def ack_delivery(self, agent_id: str, message_id: str) -> bool:
+        mine = (DeliveryRow.agent_id == agent_id) & (DeliveryRow.message_id == message_id)
         async with guarded(self.db, "ack_delivery"), self._write():
-            count = await self._run(
-                DeliveryRow.update(acked=True, acked_at=format_ts(utc_now())).where(
-                    (DeliveryRow.agent_id == agent_id) & (DeliveryRow.message_id == message_id) & (DeliveryRow.acked == False)  # noqa: E712
-                )
-            )
-        return bool(count)
+            count = await self._run(DeliveryRow.update(acked=True, acked_at=format_ts(utc_now())).where(mine & (DeliveryRow.acked == False)))  # noqa: E712
+            if count:
+                return True
+            # Acked before (a second ack is harmless), or never this agent's.
+            return await self._first(DeliveryRow.select(DeliveryRow.pk).where(mine)) is not None
 
     # --- contexts and tasks -----------------------------------------------------
 
