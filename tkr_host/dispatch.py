@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,11 +51,28 @@ class NamespaceSpec:
 def validation_error(exc: ValidationError, prefix: str = "") -> HostError:
     """A pydantic error as ``validation.payload``, naming each bad field but
     never echoing the input back."""
-    fields = [
-        {"field": prefix + ".".join(str(part) for part in problem["loc"]), "problem": problem["msg"]} for problem in exc.errors()[:20]
-    ]
+    fields = [_field_problem(problem, prefix) for problem in exc.errors(include_input=False)[:20]]
     names = ", ".join(sorted({f["field"] or "(payload)" for f in fields}))
     return HostError("validation.payload", message=f"Invalid fields: {names}.", details={"fields": fields})
+
+
+#: The characters of the locations pydantic builds from a model (field names,
+#: union tags, ``function-after[...]``). A part with any other is not ours.
+_LOCATION_PART = re.compile(r"[A-Za-z0-9_.\-\[\](), ]{1,100}")
+
+
+def _field_problem(problem: Any, prefix: str) -> dict[str, str]:
+    """``{field, problem}`` for one pydantic error, with nothing the client wrote in it."""
+    loc = [str(part) for part in problem["loc"]]
+    if problem["type"] == "extra_forbidden" and loc:
+        loc[-1] = "(unknown field)"  # the key is the client's, not one of the model's
+    loc = [part if _LOCATION_PART.fullmatch(part) else "(key)" for part in loc]
+    text = problem["msg"]
+    if problem["type"] == "union_tag_invalid":
+        # pydantic's text repeats the tag the client sent.
+        context = problem.get("ctx", {})
+        text = f"The value of {context.get('discriminator', 'the tag')} must be one of {context.get('expected_tags', 'the known tags')}"
+    return {"field": prefix + ".".join(loc), "problem": text}
 
 
 def payload_size(data: Any) -> int:
@@ -109,7 +127,7 @@ class Dispatcher:
         """
 
         async def refuse(namespace: str, sid: str, *args: Any) -> None:
-            error = HostError("not_found.namespace", message=f"There is no namespace {namespace!r}.")
+            error = HostError("not_found.namespace")  # its default text: the name is the client's, never echoed
             raise socketio.exceptions.ConnectionRefusedError(error.code, error.to_wire())
 
         self.host.sio.on("connect", namespace="*")(refuse)
@@ -217,7 +235,7 @@ class Dispatcher:
             data = self._check_payload(args)
             handler = spec.events.get(event)
             if handler is None:
-                raise HostError("validation.unknown_event", message=f"{spec.path} has no event {event[:100]!r}.",
+                raise HostError("validation.unknown_event", message=f"{spec.path} has no such event.",
                                 details={"events": sorted(spec.events)})
             result = await handler(host, connection, data)
             return {"ok": True, **result}

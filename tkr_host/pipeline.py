@@ -46,7 +46,7 @@ async def member_session(host: Host, connection: Connection, session_id: Any) ->
     member = connection.principal.member()
     session = await host.sessions.membership(host.store, session_id, member)
     if session is None:
-        raise HostError("not_found.session", message=f"There is no session {session_id[:64]!r}.")
+        raise HostError("not_found.session")  # its default text: the client's id is never echoed
     if not session.has_member(member):
         await host.security_event(SecurityEvent("access_denied", connection.peer, connection.principal.id, connection.sid,
                                                 connection.namespace, f"session {session_id[:64]}"))
@@ -62,7 +62,7 @@ async def check_addressing(host: Host, session: Session, to: str | None, in_repl
         session = await host.store.get_session(session.id) or session
         host.sessions.remember(session)
         if to not in session.agent_ids():
-            raise HostError("validation.recipient", message=f"{to[:64]!r} is not an agent of this session.")
+            raise HostError("validation.recipient", message="`to` names no agent of this session.")
     if in_reply_to is not None:
         replied = await host.store.get_message(in_reply_to)
         if replied is None or replied.session_id != session.id:
@@ -78,7 +78,7 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
 
     message_type = host.message_types.get(request.type)
     if message_type is None:
-        raise HostError("validation.unknown_type", message=f"No plugin provides the message type {request.type!r}.",
+        raise HostError("validation.unknown_type", message="No plugin provides that message type.",
                         details={"types": sorted(host.message_types)})
 
     # A resend of a stored message is answered from the store before anything

@@ -155,7 +155,7 @@ async def receipt(host: Host, conn: Connection, data: dict[str, Any]) -> dict[st
     session = await member_session(host, conn, request.session_id)
     message = await host.store.message_at(session.id, request.seq)
     if message is None:
-        raise HostError("not_found.message", message=f"Session has no message with seq {request.seq}.")
+        raise HostError("not_found.message", message="The session has no message with that seq.")
     await host.store_call(lambda: host.store.record_receipt(session.id, request.seq, conn.principal.id, request.status))
     await host.sio.emit(
         "receipt",

@@ -27,7 +27,7 @@ async def readable_task(host: Host, conn: Connection, task_id: str) -> dict[str,
     """The task document, when the principal is a member of its session."""
     document = await host.store.get_task(task_id)
     if document is None:
-        raise HostError("not_found.task", message=f"There is no task {task_id[:128]!r}.", hint="Check the task id.")
+        raise HostError("not_found.task", message="There is no such task.", hint="Check the task id.")
     await member_session(host, conn, document["session_id"])
     return document
 

@@ -58,13 +58,14 @@ def blueprint(host: Host) -> Blueprint:
     async def lift_ban(target: str) -> Any:
         async def run() -> Any:
             await require_admin(host)
+            # Neither answer repeats the target: no error echoes what the client sent.
             try:
                 parsed = Target.parse(target)
-            except ValueError as exc:
-                raise HostError("validation.target", message=str(exc)) from None
+            except ValueError:
+                raise HostError("validation.target", message="A ban target is ip:ADDRESS, principal:ID, or a bare address or id.") from None
             ban = await guard_of(host).lift(parsed)
             if ban is None:
-                raise HostError("not_found.ban", message=f"There is no ban on {parsed.describe()}.",
+                raise HostError("not_found.ban", message="There is no such ban.",
                                 hint="List the bans with GET /api/v1/bans; a ban may have ended by itself.")
             return {"lifted": ban.to_wire()}
 

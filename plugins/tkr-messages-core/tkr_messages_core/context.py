@@ -44,7 +44,8 @@ class ContextType:
         targets = list(dict.fromkeys(payload.targets)) if payload.targets is not None else agents
         strangers = [target for target in targets if target not in agents]
         if strangers:
-            raise HostError("validation.recipient", message=f"Context targets must be agents of the session: {', '.join(strangers)[:200]}.")
+            raise HostError("validation.recipient", message=f"{len(strangers)} of the context's targets are no agents of the session.",
+                            hint="Name only agent members in `targets`, or leave it out to reach every agent.")
         draft.payload["targets"] = targets
         ctx.deliver_to.update(targets)
         expires_at = utc_now() + timedelta(seconds=payload.ttl_s)

@@ -95,7 +95,7 @@ def apply(current: dict[str, Any] | None, request: TaskPayload, ctx: MessageCont
     now, actor = format_ts(utc_now()), ctx.principal.id
     if request.action == "create":
         if current is not None:
-            raise HostError("conflict.task_exists", message=f"Task {request.task_id!r} already exists.",
+            raise HostError("conflict.task_exists", message="A task with that task_id already exists.",
                             hint="Use action update, or pick a new task_id.")
         if request.state not in (None, "submitted"):
             raise HostError("conflict.task_state", message="A new task starts as submitted.", hint="Leave `state` out on create.")
@@ -106,7 +106,7 @@ def apply(current: dict[str, Any] | None, request: TaskPayload, ctx: MessageCont
         }
     else:
         if current is None or current.get("session_id") != ctx.session.id:
-            raise HostError("not_found.task", message=f"There is no task {request.task_id!r} in this session.",
+            raise HostError("not_found.task", message="There is no such task in this session.",
                             hint="Create the task first, or check its id.")
         if actor not in {current.get("created_by"), current.get("assignee"), ctx.session.created_by}:
             raise HostError("permission.task")

@@ -48,7 +48,7 @@ class PollType:
             polls = await self.index.polls(ctx.host.store, ctx.session.id)
             if isinstance(action, OpenPoll):
                 if action.poll_id in polls:
-                    raise HostError("conflict.poll_exists", message=f"This session already has a poll {action.poll_id!r}.",
+                    raise HostError("conflict.poll_exists", message="This session already has a poll with that poll_id.",
                                     hint="Choose another poll_id, or vote in the poll that is open.")
             else:
                 self._check_vote(ctx, action, polls.get(action.poll_id))
@@ -75,13 +75,13 @@ class PollType:
 
     def _check_vote(self, ctx: MessageContext, vote: Vote, poll: Poll | None) -> None:
         if poll is None:
-            raise HostError("not_found.poll", message=f"No poll {vote.poll_id!r} was opened in this session.",
+            raise HostError("not_found.poll", message="No poll with that poll_id was opened in this session.",
                             hint="Check the poll_id, or open the poll first with action \"open\".")
         if vote.option >= len(poll.options):
             last = len(poll.options) - 1
-            raise HostError("validation.payload", message=f"Poll {vote.poll_id!r} has options 0 to {last}.",
+            raise HostError("validation.payload", message=f"The poll has options 0 to {last}.",
                             hint=f"Send an option index from 0 to {last}.",
                             details={"fields": [{"field": "payload.vote.option", "problem": f"must be between 0 and {last}"}]})
         if ctx.principal.id in poll.voters:
-            raise HostError("conflict.already_voted", message=f"You have already voted in poll {vote.poll_id!r}.",
+            raise HostError("conflict.already_voted", message="You have already voted in this poll.",
                             hint="Each member votes once per poll; your first vote stands.")
