@@ -8,12 +8,13 @@ contract between the host and third parties.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from tkr_host.host import Host
@@ -27,6 +28,27 @@ ReceiptStatus = Literal["delivered", "read"]
 #: lies in ``0..MAX_SAFE_INTEGER`` or a narrower range, so no value can reach the
 #: store's 64-bit columns out of range.
 MAX_SAFE_INTEGER = 2**53 - 1
+
+
+#: Unicode categories no principal id may hold: controls (C0, DEL, C1), format
+#: characters (bidi overrides, zero-width spaces), surrogates, and line and
+#: paragraph separators. They hide in logs and on screens, so that ``bob`` and
+#: ``bob\u200b`` would look like one principal.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def has_hidden_characters(text: str) -> bool:
+    return any(unicodedata.category(char) in HIDDEN_CATEGORIES for char in text)
+
+
+def _visible(value: str) -> str:
+    if has_hidden_characters(value):
+        raise ValueError("must not hold control or invisible characters")
+    return value
+
+
+#: A principal id as an auth plugin or a client may give it.
+PrincipalId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_visible)]
 
 
 def utc_now() -> datetime:
@@ -44,7 +66,7 @@ class Principal(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str = Field(min_length=1, max_length=200)
+    id: PrincipalId
     kind: PrincipalKind = "user"
     name: str = ""
     roles: tuple[str, ...] = ()

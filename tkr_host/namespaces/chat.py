@@ -17,7 +17,7 @@ from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
 from tkr_host.pipeline import member_session, send_message
 from tkr_host.rooms import principal_room, session_room
-from tkr_host.types import MAX_SAFE_INTEGER, Member, ReceiptStatus, SecurityEvent, Session
+from tkr_host.types import MAX_SAFE_INTEGER, Member, PrincipalId, PrincipalKind, ReceiptStatus, SecurityEvent, Session
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class Request(BaseModel):
 
 class CreateSession(Request):
     title: str = Field(default="", max_length=200)
-    agents: list[str] = Field(default_factory=list, max_length=50)
+    agents: list[PrincipalId] = Field(default_factory=list, max_length=50)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -47,9 +47,14 @@ class SessionRef(Request):
     session_id: str = Field(min_length=1, max_length=64)
 
 
+class InvitedMember(Request):
+    id: PrincipalId
+    kind: PrincipalKind = "user"
+
+
 class Invite(Request):
     session_id: str = Field(min_length=1, max_length=64)
-    member: Member
+    member: InvitedMember
 
 
 class History(Request):
@@ -130,7 +135,8 @@ async def invite(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str
     session = await member_session(host, conn, request.session_id)
     if not session.is_creator(conn.principal.member()):
         raise HostError("permission.invite")
-    session = await host.store_call(lambda: host.store.add_member(session.id, request.member))
+    member = Member(id=request.member.id, kind=request.member.kind)
+    session = await host.store_call(lambda: host.store.add_member(session.id, member))
     host.sessions.remember(session)
     return {"session": session.to_wire()}
 

@@ -57,7 +57,8 @@ def test_without_ttl_the_configured_default_applies(hs_config: Path, secret: str
 
 @pytest.mark.parametrize(
     ("args", "says"),
-    [(["--kind", "robot"], "--kind must be user, agent or service"), (["--ttl", "soon"], "is not a duration"), (["--ttl", "0s"], "at least")],
+    [(["--kind", "robot"], "--kind must be user, agent or service"), (["--ttl", "soon"], "is not a duration"), (["--ttl", "0s"], "at least"),
+     (["--ttl", "2d"], "longer than max_ttl_s")],
 )
 def test_bad_input_gets_one_clear_line_and_status_2(args: list[str], says: str, hs_config: Path, secret: str) -> None:
     done = run(["--sub", "alice", *args, "--config", str(hs_config)], hs_config.parent, TKR_JWT_SECRET=secret)

@@ -138,6 +138,44 @@ def test_claims_that_do_not_make_a_principal_are_refused(changes: dict[str, Any]
     assert error["details"]["reason"] in {"claims", "invalid"}
 
 
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", ["1700000000", 1.5e9, 1e308, True, [1]])
+def test_times_that_are_not_integers_are_refused(claim: str, value: Any, hs_settings: Callable[..., JwtSettings], secret: str,
+                                                 claims: Claims) -> None:
+    body = claims(**{claim: value})
+    error = refusal(hs_settings(), hand_signed_hs256(body, secret.encode()))
+    assert (error["code"], error["details"]["reason"]) == ("auth.invalid", "claims")
+
+
+@pytest.mark.parametrize(("iat_offset", "exp_offset", "accepted"), [(0, 600, True), (0, 601, False), (None, 600, True), (None, 700, False),
+                                                                     (-600, 1, False)])
+def test_a_token_may_live_max_ttl_s_and_no_longer(iat_offset: int | None, exp_offset: int, accepted: bool, hs_settings: Callable[..., JwtSettings],
+                                                 secret: str, claims: Claims, encode: Encode) -> None:
+    settings = hs_settings(max_ttl_s=600, default_ttl_s=600, leeway_s=30)
+    now = int(time.time())
+    token = encode(claims(iat=None if iat_offset is None else now + iat_offset, exp=now + exp_offset), secret, "HS256")
+    if accepted:
+        assert verify_token(settings, token).id == "alice"
+    else:
+        assert refusal(settings, token)["details"]["reason"] == "lifetime"
+
+
+def test_the_default_max_ttl_s_is_a_day(hs_settings: Callable[..., JwtSettings]) -> None:
+    assert hs_settings().max_ttl_s == 86_400
+
+
+def test_a_default_ttl_longer_than_max_ttl_s_is_a_config_error(hs_settings: Callable[..., JwtSettings]) -> None:
+    with pytest.raises(ValueError, match="default_ttl_s"):
+        hs_settings(default_ttl_s=7200, max_ttl_s=3600)
+
+
+@pytest.mark.parametrize("sub", ["a\x00b", "bob\n", "\x1b[2J", "bob\x7f", "bob\x9b", "\u202ebob", "b\u200bob", "bob\u2029"])
+def test_a_sub_with_control_or_invisible_characters_is_refused(sub: str, hs_settings: Callable[..., JwtSettings], secret: str,
+                                                               claims: Claims, encode: Encode) -> None:
+    error = refusal(hs_settings(), encode(claims(sub=sub), secret, "HS256"))
+    assert (error["code"], error["details"]["reason"]) == ("auth.invalid", "claims")
+
+
 def test_exp_that_is_not_a_number_is_refused(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims) -> None:
     error = refusal(hs_settings(), hand_signed_hs256(claims(exp="tomorrow"), secret.encode()))
     assert error["code"] == "auth.invalid"

@@ -16,6 +16,7 @@ import jwt
 
 from tkr_auth_jwt.settings import JwtSettings
 from tkr_auth_jwt.verify import KINDS, KINDS_TEXT
+from tkr_host.types import has_hidden_characters
 
 _TTL = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -63,6 +64,10 @@ def mint_token(
     ttl = settings.default_ttl_s if ttl_s is None else ttl_s
     if not 0 < ttl <= MAX_TTL_S:
         raise MintError("the TTL must be between one second and 366 days")
+    if ttl > settings.max_ttl_s:
+        raise MintError(f"the TTL of {ttl} s is longer than max_ttl_s ({settings.max_ttl_s} s): the host would refuse the token")
+    if has_hidden_characters(sub):
+        raise MintError("sub must not hold control or invisible characters")
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {
         "sub": sub,

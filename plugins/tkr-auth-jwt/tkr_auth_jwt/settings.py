@@ -56,6 +56,10 @@ class JwtSettings(BaseModel):
     leeway_s: float = Field(default=30.0, ge=0, le=300)
     #: Lifetime of tokens minted by ``tkr-host token`` without ``--ttl``.
     default_ttl_s: int = Field(default=3600, gt=0, le=366 * 86400)
+    #: Longest lifetime a token may have: ``exp - iat``, or ``exp - now`` without
+    #: ``iat``. A token that would live longer is refused, so that no leaked token
+    #: stays good for long.
+    max_ttl_s: int = Field(default=86_400, gt=0, le=366 * 86400)
 
     _keys: Keys = PrivateAttr()
 
@@ -73,6 +77,13 @@ class JwtSettings(BaseModel):
             if name not in seen:
                 seen.append(name)
         return seen
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> Self:
+        if self.default_ttl_s > self.max_ttl_s:
+            raise _config_error(f"default_ttl_s ({self.default_ttl_s}) is longer than max_ttl_s ({self.max_ttl_s}): "
+                                "the tokens `tkr-host token` mints would be refused")
+        return self
 
     @model_validator(mode="after")
     def _load_keys(self) -> Self:

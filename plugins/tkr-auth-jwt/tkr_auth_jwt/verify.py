@@ -13,6 +13,7 @@ token and never PyJWT's exception text (which may echo claims or key details).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from tkr_auth_jwt.keys import VerifyingKey
 from tkr_auth_jwt.settings import JwtSettings
 from tkr_host import HostError, Principal
+from tkr_host.types import has_hidden_characters
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ KINDS_TEXT = "user, agent or service"
 MAX_TOKEN_CHARS = 8192
 #: ``exp`` is required so that no token is valid forever; ``sub`` names the principal.
 REQUIRED_CLAIMS = ["exp", "sub"]
+#: The NumericDate claims. PyJWT takes any value ``int()`` accepts ("123",
+#: 1e308), so this module checks their types and the times itself.
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 _OTHER_TOKEN_HINT = "Use a token issued for this host; sign in again to get one."
 
@@ -46,13 +51,13 @@ def verify_token(settings: JwtSettings, token: str) -> Principal:
             token,
             key=key,
             algorithms=algorithms,
-            options={"require": REQUIRED_CLAIMS},
+            # The signature, iss and aud are PyJWT's to check; the times are
+            # checked below, once their types are known to be integers.
+            options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
             issuer=settings.issuer,
             audience=settings.audience,
             leeway=settings.leeway_s,
         )
-    except jwt.ExpiredSignatureError:
-        raise HostError("auth.expired") from None
     except jwt.PyJWTError as exc:
         log.debug("token refused: %s", type(exc).__name__)
         raise _explain(exc) from None
@@ -61,7 +66,31 @@ def verify_token(settings: JwtSettings, token: str) -> Principal:
         # internal error: refuse it, and keep the detail in the server log.
         log.warning("unexpected error while verifying a token", exc_info=True)
         raise invalid("malformed", "The token could not be read.") from None
+    check_times(settings, claims, time.time())
     return principal_from_claims(claims)
+
+
+def check_times(settings: JwtSettings, claims: Mapping[str, Any], now: float) -> None:
+    """``exp``, ``nbf`` and ``iat`` are whole seconds, ``exp`` has not passed, the
+    token is valid already, and it lives no longer than ``max_ttl_s``."""
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        # bool is an int to Python, and a float such as 1e308 would make a token
+        # that never expires: only a JSON integer is a time here.
+        if name in claims and (type(value) is not int):
+            raise invalid("claims", f"The token's `{name}` claim must be a whole number of seconds since the epoch.")
+    exp: int = claims["exp"]
+    nbf: int | None = claims.get("nbf")
+    iat: int | None = claims.get("iat")
+    leeway = settings.leeway_s
+    if exp <= now - leeway:
+        raise HostError("auth.expired")
+    if (nbf is not None and nbf > now + leeway) or (iat is not None and iat > now + leeway):
+        raise _explain(jwt.ImmatureSignatureError())
+    lifetime = exp - iat if iat is not None else exp - now - leeway
+    if lifetime > settings.max_ttl_s:
+        raise invalid("lifetime", f"The token is valid for longer than this host allows ({settings.max_ttl_s} s).",
+                      "Ask the issuer for a token with a shorter lifetime.")
 
 
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
@@ -69,6 +98,8 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip() or len(sub) > 200:
         raise invalid("claims", "The token's `sub` claim must be a non-empty string of at most 200 characters.")
+    if has_hidden_characters(sub):
+        raise invalid("claims", "The token's `sub` claim must not hold control or invisible characters.")
     kind = claims.get("kind", "user")
     if kind not in KINDS:
         raise invalid("claims", f"The token's `kind` claim must be {KINDS_TEXT}.")
