@@ -163,6 +163,27 @@ def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer:
 
 
 @hookspec
+def on_http_request(host: Host, principal: Principal, peer: str, path: str) -> Awaitable[None] | None:
+    """Check an authenticated HTTP request before its route runs.
+
+    The HTTP counterpart of ``on_connect``: called for every request that
+    authenticated with a Bearer credential (the history route, the guard's bans
+    API, any plugin route that uses ``http_principal``). Raise ``HostError`` to
+    refuse it (the guard plugin refuses a banned principal this way); the
+    request is answered with that Error.
+
+    :param host: the running host.
+    :param principal: who sent the request.
+    :param peer: the client address.
+    :param path: the request's path.
+    :return: None, or an awaitable.
+
+    Calling convention: may be async; all implementations run, in pluggy's order,
+    and the first error refuses the request.
+    """
+
+
+@hookspec
 def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> Awaitable[None] | None:
     """Observe a socket that left a namespace, whatever the cause.
 

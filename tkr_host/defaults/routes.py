@@ -15,7 +15,7 @@ from tkr_host.handshake import bearer_token, peer_address
 from tkr_host.hookspecs import hookimpl
 from tkr_host.host import Host
 from tkr_host.namespaces.chat import History, read_history
-from tkr_host.plugins import list_plugins
+from tkr_host.plugins import call_all, list_plugins
 from tkr_host.types import Handshake, Principal
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,14 @@ def error_response(error: HostError) -> tuple[dict[str, Any], int, dict[str, str
 
 
 async def http_principal(host: Host) -> Principal:
-    """Authenticate an HTTP request by its Bearer header, as a connect would be."""
+    """Authenticate an HTTP request by its Bearer header, as a connect would be,
+    and let ``on_http_request`` refuse it (a banned principal), as ``on_connect``
+    refuses a socket."""
     headers = {key.lower(): value for key, value in request.headers.items()}
     peer = peer_address(request.scope, headers, host.settings.host.trusted_proxies)
-    return await identify(host, Handshake(namespace="http", token=bearer_token(headers), headers=headers, peer=peer))
+    principal = await identify(host, Handshake(namespace="http", token=bearer_token(headers), headers=headers, peer=peer))
+    await call_all(host.pm.hook.on_http_request, host=host, principal=principal, peer=peer, path=request.path)
+    return principal
 
 
 #: A query parameter that is a whole number: ASCII digits only (``int()`` would

@@ -64,6 +64,15 @@ async def on_connect(host: Host, principal: Principal, sid: str, namespace: str,
         await guard.check(Target("principal", principal.id))
 
 
+@hookimpl(tryfirst=True)
+async def on_http_request(host: Host, principal: Principal, peer: str, path: str) -> None:
+    # The address was checked in `authenticate`; a banned principal is refused
+    # here, on every authenticated route, wherever it comes from.
+    guard = Guard.of(host)
+    if guard is not None:
+        await guard.check(Target("principal", principal.id))
+
+
 @hookimpl
 def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> None:
     guard = Guard.of(host)
