@@ -37,15 +37,15 @@ async def test_a_banned_principal_cannot_read_history_over_http(tkr_host, tkr_cl
     with pytest.raises(ConnectRefused) as refused:
         await tkr_connect(tkr_token("mallory"))
     assert refused.value.error["code"] == "auth.banned"
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tkr_token('mallory')}"}) as http:
-        async with http.get(f"{tkr_host.url}/api/v1/sessions/{own}/messages") as response:
-            body = await response.json(content_type=None)
-            assert (response.status, body["error"]["code"]) == (401, "auth.banned"), body
-            assert body["error"]["hint"] and "retry_after" in body["error"]
+    mallory = {"Authorization": f"Bearer {tkr_token('mallory')}"}
+    async with aiohttp.ClientSession(headers=mallory) as http, http.get(f"{tkr_host.url}/api/v1/sessions/{own}/messages") as response:
+        body = await response.json(content_type=None)
+        assert (response.status, body["error"]["code"]) == (401, "auth.banned"), body
+        assert body["error"]["hint"] and "retry_after" in body["error"]
     # Others are not affected.
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tkr_token('alice')}"}) as http:
-        async with http.get(f"{tkr_host.url}/api/v1/bans") as response:
-            assert response.status == 403  # alice is no admin, but she is not banned
+    alice = {"Authorization": f"Bearer {tkr_token('alice')}"}
+    async with aiohttp.ClientSession(headers=alice) as http, http.get(f"{tkr_host.url}/api/v1/bans") as response:
+        assert response.status == 403  # alice is no admin, but she is not banned
 
 
 @PRINCIPAL_BANS
