@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 
 def chat_events(session_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -119,3 +120,17 @@ async def test_an_id_names_one_principal_in_a_session(tkr_client):
     assert [(m["id"], m["kind"]) for m in joined["session"]["members"]] == [("alice", "user"), ("bot1", "agent")]
     again = await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bot1", "kind": "agent"}})
     assert len(again["session"]["members"]) == 2  # inviting a member again changes nothing
+
+
+@pytest.mark.tkr_settings({"plugins": {"ratelimit": {"message_burst": 2, "messages_per_second": 0.01}}})
+async def test_a_user_named_like_an_agent_does_not_use_up_its_message_budget(tkr_client):
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["bot1"])
+    impostor = await tkr_client("bot1", kind="user")
+    own = await impostor.create_session()
+    answers = [await impostor.send_text(own, f"m{i}") for i in range(3)]
+    assert [a["ok"] for a in answers] == [True, True, False]
+    assert answers[2]["error"]["code"] == "rate_limit.exceeded"
+    agent = await tkr_client("bot1", kind="agent", namespace="/agents")
+    sent = await agent.send_text(session_id, "the agent's own budget")
+    assert sent["ok"], sent

@@ -18,7 +18,7 @@ from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
 from tkr_host.plugins import call_all, notify
 from tkr_host.rooms import agent_room, session_room
-from tkr_host.types import AppendResult, Message, MessageContext, MessageDraft, SecurityEvent, Session
+from tkr_host.types import AppendResult, Message, MessageContext, MessageDraft, SecurityEvent, Session, principal_key
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
     session = await check_addressing(host, session, request.to, request.in_reply_to)
 
     if host.rate_limiter is not None:
-        wait = await host.rate_limiter.hit("message", sender.id)
+        wait = await host.rate_limiter.hit("message", principal_key(sender))
         if wait is not None:
             await host.security_event(SecurityEvent("rate_limited", connection.peer, sender.id, connection.sid, connection.namespace,
                                                     "message"))

@@ -51,6 +51,12 @@ def _visible(value: str) -> str:
 PrincipalId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_visible)]
 
 
+def principal_key(who: Principal | Member) -> str:
+    """``kind:id``: one principal's key wherever principals are counted (rate
+    limits), so that ``user:bot1`` never uses up ``agent:bot1``'s budget."""
+    return f"{who.kind}:{who.id}"
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -351,7 +357,7 @@ class RateLimiter(Protocol):
     """Decides whether an action may happen now.
 
     ``action`` is ``"message"``, ``"connect"`` or ``"session"``; ``key`` is a
-    principal id or a client address. Return None to allow, or the seconds to
+    principal as ``kind:id`` (see :func:`principal_key`) or a client address. Return None to allow, or the seconds to
     wait before trying again.
     """
 

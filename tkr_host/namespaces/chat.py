@@ -17,7 +17,7 @@ from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
 from tkr_host.pipeline import member_session, send_message
 from tkr_host.rooms import principal_room, session_room
-from tkr_host.types import MAX_SAFE_INTEGER, Member, PrincipalId, PrincipalKind, ReceiptStatus, SecurityEvent, Session
+from tkr_host.types import MAX_SAFE_INTEGER, Member, PrincipalId, PrincipalKind, ReceiptStatus, SecurityEvent, Session, principal_key
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Receipt(Request):
 async def create_session(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     request = CreateSession.model_validate(data)
     if host.rate_limiter is not None:
-        wait = await host.rate_limiter.hit("session", conn.principal.id)
+        wait = await host.rate_limiter.hit("session", principal_key(conn.principal))
         if wait is not None:
             await host.security_event(SecurityEvent("rate_limited", conn.peer, conn.principal.id, conn.sid, conn.namespace, "session"))
             raise HostError("rate_limit.sessions", message="Too many new sessions.", retry_after=wait,
