@@ -208,7 +208,8 @@ async def test_redis_keys_carry_the_prefix_and_expire(tkr_client: MakeClient, ra
     assert (await alice.send_text(session_id, "hi"))["ok"]
     prefix = ratelimit_backend["key_prefix"]
     keys = sorted([key.decode() async for key in redis_client.scan_iter(match=f"{prefix}*")])
-    assert keys == [f"{prefix}connect:127.0.0.1", f"{prefix}message:alice", f"{prefix}session:alice"]
+    # A principal is counted by kind and id (README: `kind:id`).
+    assert keys == [f"{prefix}connect:127.0.0.1", f"{prefix}message:user:alice", f"{prefix}session:user:alice"]
     for key in keys:
         assert await redis_client.pttl(key) > 0  # gone once the bucket is full again
 
