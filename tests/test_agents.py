@@ -171,13 +171,15 @@ async def test_stream_errors(tkr_client):
     assert empty_end["error"]["code"] == "validation.payload"  # a complete text reply needs text
 
 
-async def test_an_agent_may_hold_only_so_many_streams_open(tkr_client):
-    from tkr_host.namespaces.agents import MAX_OPEN_STREAMS
+#: docs/operations.md: `rate_limit.streams` once an agent holds 16 open streams on one connection.
+DOCUMENTED_MAX_OPEN_STREAMS = 16
 
+
+async def test_an_agent_may_hold_only_so_many_streams_open(tkr_client):
     alice = await tkr_client("alice")
     session_id = await alice.create_session(agents=["echo"])
     echo = await tkr_client("echo", kind="agent", namespace="/agents")
-    opened = [(await echo.ok("stream:start", {"session_id": session_id}))["message_id"] for _ in range(MAX_OPEN_STREAMS)]
+    opened = [(await echo.ok("stream:start", {"session_id": session_id}))["message_id"] for _ in range(DOCUMENTED_MAX_OPEN_STREAMS)]
     refused = await echo.call("stream:start", {"session_id": session_id})
     assert refused["error"]["code"] == "rate_limit.streams" and refused["error"]["hint"]
     await echo.ok("stream:chunk", {"message_id": opened[0], "delta": "done"})

@@ -28,6 +28,10 @@ async def test_create_returns_the_session_with_its_creator_and_agents(tkr_client
     assert session["last_seq"] == 0
     assert {(m["id"], m["kind"]) for m in session["members"]} == {("alice", "user"), ("echo", "agent")}
     assert session["created_at"].endswith("Z")
+    # docs/protocol.md: `metadata` is returned as it was stored, by list and join too.
+    assert session["metadata"] == {"x": 1}
+    assert (await alice.ok("session:list"))["sessions"][0]["metadata"] == {"x": 1}
+    assert (await alice.ok("session:join", {"session_id": session["id"]}))["session"]["metadata"] == {"x": 1}
 
 
 @pytest.mark.parametrize(
@@ -48,8 +52,10 @@ async def test_list_shows_only_the_principals_own_sessions(tkr_client):
     mine = await alice.create_session("mine")
     await bob.create_session("bobs")
     shared = await _session_with(bob, alice)
-    listed = {s["id"] for s in (await alice.ok("session:list"))["sessions"]}
-    assert listed == {mine, shared}
+    later = await alice.create_session("later")
+    listed = [s["id"] for s in (await alice.ok("session:list"))["sessions"]]
+    # docs/protocol.md: newest first, only the principal's own.
+    assert listed == [later, shared, mine]
 
 
 # --- session:join -----------------------------------------------------------------
