@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tkr_host.testing import TkrClient
@@ -28,6 +26,10 @@ async def test_create_returns_the_session_with_its_creator_and_agents(tkr_client
     assert session["last_seq"] == 0
     assert {(m["id"], m["kind"]) for m in session["members"]} == {("alice", "user"), ("echo", "agent")}
     assert session["created_at"].endswith("Z")
+    # docs/protocol.md: `metadata` is returned as it was stored, by list and join too.
+    assert session["metadata"] == {"x": 1}
+    assert (await alice.ok("session:list"))["sessions"][0]["metadata"] == {"x": 1}
+    assert (await alice.ok("session:join", {"session_id": session["id"]}))["session"]["metadata"] == {"x": 1}
 
 
 @pytest.mark.parametrize(
@@ -48,8 +50,10 @@ async def test_list_shows_only_the_principals_own_sessions(tkr_client):
     mine = await alice.create_session("mine")
     await bob.create_session("bobs")
     shared = await _session_with(bob, alice)
-    listed = {s["id"] for s in (await alice.ok("session:list"))["sessions"]}
-    assert listed == {mine, shared}
+    later = await alice.create_session("later")
+    listed = [s["id"] for s in (await alice.ok("session:list"))["sessions"]]
+    # docs/protocol.md: newest first, only the principal's own.
+    assert listed == [later, shared, mine]
 
 
 # --- session:join -----------------------------------------------------------------
@@ -133,8 +137,10 @@ async def test_message_reaches_other_members_but_not_the_sending_socket(tkr_clie
     assert message["seq"] == ack["message"]["seq"] == 1
     assert message["client_id"] == ack["client_id"]
     assert message["status"] == "complete"
-    await asyncio.sleep(0.2)
-    assert alice.received("message") == []
+    # A sentinel from bob: alice gets it, and nothing of her own came before it.
+    sentinel = await bob.send_text(session_id, "sentinel")
+    await alice.wait_for("message", lambda m: m["id"] == sentinel["message"]["id"])
+    assert [m["id"] for m in alice.received("message")] == [sentinel["message"]["id"]]
 
 
 async def test_presence_goes_online_and_offline_once_per_member(tkr_client):
@@ -146,8 +152,12 @@ async def test_presence_goes_online_and_offline_once_per_member(tkr_client):
     online = await alice.wait_for("presence", lambda p: p["member"]["id"] == "bob" and p["state"] == "online")
     assert online == {"session_id": session_id, "member": {"id": "bob", "kind": "user"}, "state": "online"}
     await bob.ok("session:leave", {"session_id": session_id})
-    await asyncio.sleep(0.2)
-    assert not [p for p in alice.received("presence") if p["state"] == "offline"]
+    # A sentinel presence: carol comes online after bob's first tab left.
+    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "carol", "kind": "user"}})
+    carol = await tkr_client("carol")
+    await carol.join(session_id)
+    await alice.wait_for("presence", lambda p: p["member"]["id"] == "carol" and p["state"] == "online")
+    assert not [p for p in alice.received("presence") if p["member"]["id"] == "bob" and p["state"] == "offline"]
     await second_tab.close()
     await alice.wait_for("presence", lambda p: p["member"]["id"] == "bob" and p["state"] == "offline")
     assert len([p for p in alice.received("presence") if p["member"]["id"] == "bob" and p["state"] == "online"]) == 1
@@ -158,9 +168,14 @@ async def test_leave_stops_delivery(tkr_client):
     session_id = await _session_with(alice, bob)
     await bob.join(session_id)
     await bob.ok("session:leave", {"session_id": session_id})
-    await alice.send_text(session_id, "after leave")
-    await asyncio.sleep(0.3)
-    assert bob.received("message") == []
+    after = await alice.send_text(session_id, "after leave")
+    # A sentinel in another session bob still follows, sent after: once it is
+    # there, the message of the session he left would have been too.
+    other = await _session_with(alice, bob)
+    await bob.join(other)
+    sentinel = await alice.send_text(other, "sentinel")
+    await bob.wait_for("message", lambda m: m["id"] == sentinel["message"]["id"])
+    assert after["ok"] and [m["id"] for m in bob.received("message")] == [sentinel["message"]["id"]]
     assert (await bob.call("session:leave", {}))["error"]["code"] == "validation.payload"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from pydantic import BaseModel
@@ -43,9 +44,12 @@ async def test_binary_attachments_are_refused(tkr_client):
 async def test_an_oversized_payload_is_refused_and_the_connection_stays(tkr_client):
     alice = await tkr_client("alice")
     session_id = await alice.create_session()
-    ack = await alice.send_text(session_id, "é" * 600)  # 1200 bytes in UTF-8, 600 characters
+    payload = {"session_id": session_id, "client_id": "c-big", "type": "text", "payload": {"text": "é" * 600}}
+    ack = await alice.call("message:send", payload)  # 1200 bytes in UTF-8, 600 characters
     assert ack["error"]["code"] == "validation.too_large"
-    assert ack["error"]["details"] == {"size": ack["error"]["details"]["size"], "limit": 1000}
+    # docs/configuration.md: counted as UTF-8 bytes of the payload's compact JSON.
+    compact = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert ack["error"]["details"] == {"size": len(compact), "limit": 1000}
     assert (await alice.send_text(session_id, "small"))["ok"]
     assert [m["payload"]["text"] for m in await alice.history(session_id)] == ["small"]
 
@@ -88,6 +92,23 @@ async def test_anonymous_access_only_when_configured(tkr_connect):
     client = await tkr_connect(None)
     ack = await client.call("session:list", {}, namespace="/chat", timeout=5)
     assert ack == {"ok": True, "sessions": []}
+
+
+@pytest.mark.tkr_settings({"host": {"allow_anonymous": True}})
+@pytest.mark.parametrize("credential", ["not-a-token", "eyJhbGciOiJIUzI1NiJ9.e30.bad"])
+async def test_anonymous_access_never_covers_an_invalid_credential(tkr_connect, credential):
+    # A credential that was given and is wrong is refused, even where no
+    # credential at all would be let in (docs/configuration.md, allow_anonymous).
+    with pytest.raises(ConnectRefused) as refused:
+        await tkr_connect(credential)
+    assert refused.value.error["code"] == "auth.invalid"
+
+
+async def test_without_allow_anonymous_no_credential_is_refused_on_every_namespace(tkr_connect):
+    for namespace in ("/chat", "/agents", "/tasks"):
+        with pytest.raises(ConnectRefused) as refused:
+            await tkr_connect(None, namespace=namespace)
+        assert refused.value.error["code"] == "auth.required"
 
 
 async def test_an_error_in_one_client_does_not_disturb_another(tkr_client):

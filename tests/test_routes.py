@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
+
+from tkr_host import HostError, hookimpl
+from tkr_host.testing import start_host
 
 
 async def get(url: str, bearer: str | None = None, **params):
@@ -87,3 +91,36 @@ async def test_a_token_in_the_query_string_is_never_accepted(tkr_host, tkr_clien
     session_id = await alice.create_session()
     status, body, _ = await get(f"{tkr_host.url}/api/v1/sessions/{session_id}/messages", None, token=tkr_token("alice"))
     assert status == 401 and body["error"]["code"] == "auth.required"
+
+
+class Throttled:
+    """An auth plugin that refuses every HTTP request with a given ``retry_after``."""
+
+    def __init__(self) -> None:
+        self.retry_after = 1.0
+
+    @hookimpl
+    def authenticate(self, host, handshake):
+        raise HostError("rate_limit.connect", retry_after=self.retry_after)
+
+
+THROTTLED = Throttled()
+
+
+@pytest.mark.parametrize(("retry_after", "header"), [(0.2, "1"), (1.0, "1"), (2.1, "3"), (29.5, "30")])
+async def test_an_error_with_retry_after_sends_a_retry_after_header_rounded_up(tkr_settings, retry_after, header):
+    # docs/protocol.md: whole seconds, rounded up, at least 1.
+    running, stop = await start_host(tkr_settings, [THROTTLED])
+    THROTTLED.retry_after = retry_after
+    try:
+        status, body, headers = await get(f"{running.url}/api/v1/sessions/s1/messages", "any-token")
+        assert status == 429
+        assert headers["Retry-After"] == header
+        assert body["error"]["code"] == "rate_limit.connect" and body["error"]["retry_after"] == pytest.approx(retry_after)
+    finally:
+        await stop()
+
+
+async def test_an_error_without_retry_after_sends_no_retry_after_header(tkr_host):
+    status, _, headers = await get(f"{tkr_host.url}/api/v1/sessions/s1/messages")
+    assert status == 401 and "Retry-After" not in headers

@@ -104,3 +104,81 @@ async def test_hypercorn_serves_the_same_app_from_tkr_config(tmp_path, stop_proc
     session_id = await alice.create_session()
     assert (await alice.send_text(session_id, "through hypercorn"))["ok"]
     await alice.close()
+
+
+async def test_sigterm_with_calls_in_flight_acks_them_refuses_new_connects_and_exits_zero(tmp_path, stop_processes):
+    """docs/protocol.md, Shutdown: events already running finish and are acked, new
+    connects get `protocol.shutting_down`, `/readyz` answers 503, and the process exits 0.
+
+    The calls are held in flight for real: the test holds the session's row lock
+    in PostgreSQL, so every append waits on it until the test lets go.
+    """
+    import uuid
+
+    import asyncpg
+
+    from tkr_host.testing import ConnectRefused
+
+    dsn = os.environ.get("TKR_TEST_POSTGRES_DSN")
+    if not dsn:
+        pytest.skip("TKR_TEST_POSTGRES_DSN is not set: this drain test holds a PostgreSQL row lock")
+    schema = f"tkr_drain_{uuid.uuid4().hex[:12]}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'bind = ["127.0.0.1:{port}"]\nworkers = 1\ngraceful_timeout = 5\n'
+        "[host]\nping_interval_s = 1\nping_timeout_s = 2\ndrain_timeout_s = 15\n"
+        '[plugins.auth_jwt]\nsecret = "env:TKR_JWT_SECRET"\n'
+        f'[plugins.store_peewee]\nurl = "{dsn}"\npg_schema = "{schema}"\n'
+    )
+    server = start([str(BIN / "tkr-host"), "serve", "--config", str(config)], tmp_path)
+    stop_processes.append(server)
+    blocker = None
+    try:
+        await wait_healthy(url, server)
+        alice = TkrClient(await connect_client(url, make_token("alice")), "alice", "/chat")
+        session_id = await alice.create_session()
+        blocker = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", session_id)
+        in_flight = [asyncio.create_task(alice.call("message:send", {"session_id": session_id, "client_id": f"c-{i}", "type": "text",
+                                                                      "payload": {"text": f"in flight {i}"}}, timeout=30))
+                     for i in range(3)]
+        deadline = time.monotonic() + 20
+        # The host appends one message of a session at a time: the first waits
+        # on the row lock, the others behind it in the host.
+        while not await blocker.fetch("SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"):
+            assert time.monotonic() < deadline, "the sends never reached the store"
+            await asyncio.sleep(0.02)
+
+        server.send_signal(signal.SIGTERM)
+        async with aiohttp.ClientSession() as http:
+            while True:
+                async with http.get(f"{url}/readyz") as response:
+                    if response.status == 503:
+                        assert (await response.json())["checks"]["host"] == "draining"
+                        break
+                assert time.monotonic() < deadline, "/readyz never answered 503 while draining"
+                await asyncio.sleep(0.02)
+        with pytest.raises(ConnectRefused) as refused:
+            await connect_client(url, make_token("bob"))
+        assert refused.value.error["code"] == "protocol.shutting_down"
+        assert not any(task.done() for task in in_flight), "a call finished while its append was held"
+
+        await held.rollback()
+        acks = await asyncio.gather(*in_flight)
+        assert all(ack["ok"] for ack in acks), acks
+        error = await alice.wait_for("error", timeout=15)
+        assert error["code"] == "protocol.shutting_down"
+        assert await asyncio.to_thread(server.wait, 30) == 0, (tmp_path / "server.log").read_text()
+        stored = await blocker.fetch("SELECT id FROM messages WHERE session_id = $1", session_id)
+        assert {row["id"] for row in stored} == {ack["message"]["id"] for ack in acks}
+        await alice.close()
+    finally:
+        if blocker is not None:
+            if blocker.is_in_transaction():
+                await blocker.execute("ROLLBACK")
+            await blocker.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await blocker.close()

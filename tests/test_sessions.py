@@ -44,3 +44,20 @@ def test_the_cache_is_bounded():
     for i in range(5):
         cache.remember(Session(id=f"s{i}", created_by="a", created_at="t", members=[Member(id="a")]))
     assert len(cache) == 3
+    # The least recently used go first; the newest stay.
+    assert [f"s{i}" in cache for i in range(5)] == [False, False, True, True, True]
+
+
+def test_the_cache_keeps_what_was_used_last():
+    from tkr_host.sessions import SessionCache
+    from tkr_host.types import Member, Session
+
+    def session(name: str) -> Session:
+        return Session(id=name, created_by="a", created_at="t", members=[Member(id="a")])
+
+    cache = SessionCache(capacity=2)
+    cache.remember(session("old"))
+    cache.remember(session("new"))
+    cache.remember(session("old"))  # used again: now the most recent
+    cache.remember(session("third"))
+    assert ("old" in cache, "new" in cache, "third" in cache) == (True, False, True)

@@ -81,6 +81,13 @@ def _pump(stream: IO[bytes], path: Path) -> None:
             log.flush()
 
 
+class JoinRefused(Exception):
+    """A ``session:join`` answered with an error while the host recovers: worth another try.
+
+    Its own type, so that the retry loop never swallows a failed assertion.
+    """
+
+
 @dataclass
 class StoredRow:
     seq: int
@@ -313,7 +320,7 @@ class Sender:
             try:
                 await self.rejoin()
                 return
-            except (socketio.exceptions.SocketIOError, AssertionError):
+            except (socketio.exceptions.SocketIOError, JoinRefused):
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(RECONNECT_DELAY_S)
@@ -322,7 +329,10 @@ class Sender:
         while True:
             since = self.contiguous()
             ack = await self.call("session:join", {"session_id": self.session_id, "since_seq": since})
-            assert ack.get("ok"), f"{self.principal_id}: session:join failed: {ack}"
+            if not ack.get("ok"):
+                # A join the restarting host refused (store.unavailable, or no
+                # answer): the connect loop tries again until its deadline.
+                raise JoinRefused(f"{self.principal_id}: session:join failed: {ack}")
             for message in ack["messages"]:
                 self.see(message["seq"], message["id"])
             if not ack["truncated"]:

@@ -132,11 +132,9 @@ async def test_postgresql_stopped_and_started(served_host: Callable[..., Awaitab
         assert result.refusals(), "stopping PostgreSQL refused nothing: the fault did not happen"
         assert result.refusals()["store.unavailable"], result.refusals()
         assert result.counts["host_store_unavailable"] == result.refusals()["store.unavailable"]
-        # Now and then (0 to 3 sends a run) a send meets a pooled connection the
-        # server has just ended and is answered internal.error: a known store
-        # issue (docs/operations.md). The client resends it like any refusal,
-        # and the counts above show nothing is lost.
-        assert set(result.refusals()) <= {"store.unavailable", "internal.error"}, result.refusals()
+        # A PostgreSQL loss is store.unavailable and nothing else (PROTOCOL.md):
+        # never internal.error.
+        assert set(result.refusals()) == {"store.unavailable"}, result.refusals()
     finally:
         if host is not None:
             await host.stop()

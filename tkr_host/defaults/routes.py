@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any
 
@@ -24,7 +25,8 @@ STATUS = {"auth": 401, "permission": 403, "not_found": 404, "validation": 400, "
 
 
 def error_response(error: HostError) -> tuple[dict[str, Any], int, dict[str, str]]:
-    headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else {}
+    # Whole seconds, rounded up: a client that waits what the header says is never early.
+    headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))} if error.retry_after else {}
     return {"error": error.to_wire()}, STATUS.get(error.category, 500), headers
 
 

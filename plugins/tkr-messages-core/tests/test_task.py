@@ -22,9 +22,37 @@ async def setup(tkr_client):
 # --- the lifecycle table, without a host -------------------------------------------
 
 
-@pytest.mark.parametrize(("current", "target"), [(c, t) for c, targets in ALLOWED.items() for t in targets])
+#: PROTOCOL.md's lifecycle table, written out here (never read from the code).
+STATES = ["submitted", "working", "input-required", "auth-required", "completed", "failed", "canceled", "rejected"]
+DOCUMENTED_MOVES = {
+    "submitted": {"working", "rejected", "canceled", "failed"},
+    "working": {"input-required", "auth-required", "completed", "failed", "canceled"},
+    "input-required": {"working", "canceled", "failed"},
+    "auth-required": {"working", "canceled", "failed"},
+}
+DOCUMENTED_FINAL = {"completed", "failed", "canceled", "rejected"}
+
+
+@pytest.mark.parametrize(("current", "target"), [(c, t) for c, targets in DOCUMENTED_MOVES.items() for t in sorted(targets)])
 def test_every_allowed_move_passes(current, target):
     check_move(current, target)
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [(c, t) for c in STATES for t in STATES if t not in DOCUMENTED_MOVES.get(c, set()) and not (c == t and c not in DOCUMENTED_FINAL)],
+)
+def test_every_move_the_table_does_not_list_is_refused(current, target):
+    from tkr_host import HostError
+
+    with pytest.raises(HostError) as error:
+        check_move(current, target)
+    assert error.value.code == "conflict.task_state"
+
+
+def test_the_code_knows_the_documented_table():
+    assert {state: set(targets) for state, targets in ALLOWED.items()} == DOCUMENTED_MOVES
+    assert set(FINAL) == DOCUMENTED_FINAL
 
 
 @pytest.mark.parametrize("current", sorted(FINAL))

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from tkr_host import Host, RecoveryStrategy, hookimpl
+from tkr_host.testing import deep_merge
 
 FAST = {
     "plugins": {
@@ -103,6 +104,37 @@ async def test_a_third_party_strategy_runs_where_the_order_puts_it(tkr_client):
     session_id = await alice.create_session()
     await alice.send_text(session_id, "guarded")
     assert PROBE.seen - before == 2  # create_session and append_message
+
+
+LOCKED_FAST = {"plugins": {"store_peewee": {"sqlite_busy_timeout_s": 0.05},
+                           "recovery": {"retry_attempts": 3, "retry_base_delay_s": 0.01, "retry_max_delay_s": 0.02,
+                                        "breaker_failure_threshold": 100}}}
+
+
+async def attempts_seen_by_probe(tkr_client, tkr_store_url) -> int:
+    """How many times the probe ran for one send that the locked store refuses."""
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    holder = lock(tkr_store_url)
+    try:
+        before = PROBE.seen
+        ack = await alice.send_text(session_id, "refused")
+        assert ack["error"]["code"] == "store.unavailable"
+        return PROBE.seen - before
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+@pytest.mark.tkr_settings(deep_merge(LOCKED_FAST, {"plugins": {"recovery": {"order": ["retry", "probe"]}}}))
+async def test_a_strategy_named_after_retry_runs_inside_it_once_per_attempt(tkr_client, tkr_store_url):
+    # docs/configuration.md: `order` is outermost first, `retry_attempts` counts the first attempt.
+    assert await attempts_seen_by_probe(tkr_client, tkr_store_url) == 3
+
+
+@pytest.mark.tkr_settings(deep_merge(LOCKED_FAST, {"plugins": {"recovery": {"order": ["probe", "retry"]}}}))
+async def test_a_strategy_named_before_retry_wraps_it_and_runs_once(tkr_client, tkr_store_url):
+    assert await attempts_seen_by_probe(tkr_client, tkr_store_url) == 1
 
 
 @pytest.mark.tkr_settings({"plugins": {"recovery": {"order": ["retry", "nope"]}}})

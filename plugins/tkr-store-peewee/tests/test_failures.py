@@ -5,6 +5,7 @@ propagate. Real SQLite files and the real PostgreSQL, no mocks."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -214,3 +215,22 @@ async def test_a_dropped_postgresql_connection_is_unavailable(pg_settings: Store
     finally:
         await blocker.close()
         await store.close()
+
+
+async def test_a_connection_the_pool_took_back_is_unavailable_not_a_bug() -> None:
+    """asyncpg refuses a call on a connection already released to its pool (seen
+    while PostgreSQL stops under load): nothing was sent, so it may be retried."""
+    from tkr_store_peewee.failures import is_transient
+
+    dsn = os.environ.get("TKR_TEST_POSTGRES_DSN")
+    if not dsn:
+        pytest.skip("TKR_TEST_POSTGRES_DSN is not set")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        connection = await pool.acquire()
+        await pool.release(connection)
+        with pytest.raises(asyncpg.InterfaceError, match="released back to the pool") as caught:
+            await connection.fetch("SELECT 1")
+        assert is_transient(caught.value)
+    finally:
+        await pool.close()

@@ -79,7 +79,10 @@ def is_transient(exc: BaseException) -> bool:
         text = str(error).lower()
         if isinstance(error, sqlite3.OperationalError) and text.startswith(_SQLITE_TRANSIENT):
             return True
-        if isinstance(error, asyncpg.InterfaceError) and "closed" in text:
+        # A closed connection, or one the pool took back while PostgreSQL went
+        # away under it ("connection has been released back to the pool"):
+        # asyncpg refuses the call before sending anything, so a retry is safe.
+        if isinstance(error, asyncpg.InterfaceError) and ("closed" in text or "released back to the pool" in text):
             return True
         if isinstance(error, OperationalError | InterfaceError) and (text.startswith(_SQLITE_TRANSIENT) or any(part in text for part in _POOL_TRANSIENT)):
             return True
