@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Literal
 
 LogFormat = Literal["text", "json"]
@@ -28,7 +29,9 @@ LogFormat = Literal["text", "json"]
 #: The context fields, in the order they are printed.
 CONTEXT_FIELDS = ("request_id", "sid", "principal", "namespace", "event")
 
-_context: ContextVar[Mapping[str, str]] = ContextVar("tkr_log_context", default={})
+#: Never mutated: :func:`bound` sets a new mapping, so the shared default is safe.
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_context: ContextVar[Mapping[str, str]] = ContextVar("tkr_log_context", default=_EMPTY)
 
 
 def log_context() -> Mapping[str, str]:
