@@ -108,7 +108,8 @@ async def test_serve_prints_every_line_in_the_configured_format(tmp_path, log_fo
     )
     log = tmp_path / "server.log"
     with log.open("wb") as out:
-        server = subprocess.Popen(  # noqa: ASYNC220 - started once, before the loop has work[str(BIN / "tkr-host"), "serve", "--config", str(config)], stdout=out, stderr=subprocess.STDOUT,
+        server = subprocess.Popen([str(BIN / "tkr-host"), "serve", "--config", str(config)], stdout=out,  # noqa: ASYNC220
+                                  stderr=subprocess.STDOUT,
                                   pass_fds=[listener.fileno()], start_new_session=True,
                                   env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
     try:
