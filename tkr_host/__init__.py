@@ -5,6 +5,8 @@ Plugins import what they need from here: ``hookimpl`` and the public types.
 
 from __future__ import annotations
 
+from tkr_host.config import ConfigError
+from tkr_host.defaults.routes import error_response, http_principal
 from tkr_host.errors import HostError
 from tkr_host.hookspecs import hookimpl
 from tkr_host.host import Host
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AppendResult",
+    "ConfigError",
     "ContextRecord",
     "Handshake",
     "Host",
@@ -47,7 +50,9 @@ __all__ = [
     "Session",
     "Store",
     "__version__",
+    "error_response",
     "format_ts",
     "hookimpl",
+    "http_principal",
     "utc_now",
 ]

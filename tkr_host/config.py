@@ -14,7 +14,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hypercorn.config import Config as HypercornConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,6 +56,9 @@ class HostSettings(BaseModel):
     #: Peers whose X-Forwarded-For header is believed (a reverse proxy).
     trusted_proxies: list[str] = Field(default_factory=list)
     log_level: str = "info"
+    #: ``text`` for people, ``json`` for one JSON object per line (time, level,
+    #: logger, message, and request_id, sid, principal, namespace, event where known).
+    log_format: Literal["text", "json"] = "text"
 
 
 class Settings(BaseSettings):

@@ -20,7 +20,8 @@ from typing import Any
 import socketio
 from pydantic import ValidationError
 
-from tkr_host.errors import HostError, failure, internal_error
+from tkr_host import logs
+from tkr_host.errors import HostError, failure, internal_error, make_request_id
 from tkr_host.handshake import build_handshake
 from tkr_host.host import Connection, Host
 from tkr_host.plugins import call_all, call_first, notify
@@ -138,6 +139,10 @@ class Dispatcher:
         host = self.host
 
         async def on_connect(sid: str, environ: Any, auth: Any = None) -> Any:
+            with logs.bound(request_id=make_request_id(), sid=sid, namespace=spec.path, event="connect"):
+                return await connect(sid, environ, auth)
+
+        async def connect(sid: str, environ: Any, auth: Any = None) -> Any:
             # A client *event* named "connect" never gets here: TkrServer answers
             # reserved event names itself.
             handshake = build_handshake(spec.path, environ, auth, host.settings.host.trusted_proxies)
@@ -217,8 +222,13 @@ class Dispatcher:
     def _event_handler(self, spec: NamespaceSpec) -> Callable[..., Awaitable[Any]]:
         async def on_event(event: str, sid: str, *args: Any) -> dict[str, Any]:
             self.inflight += 1
+            connection = self.host.connection(sid, spec.path)
+            principal = f"{connection.principal.kind}:{connection.principal.id}" if connection else None
             try:
-                return await self._answer(spec, event, sid, args)
+                # Each event runs in its own task: what it logs, and the errors
+                # it answers, carry this one request id.
+                with logs.bound(request_id=make_request_id(), sid=sid, principal=principal, namespace=spec.path, event=event[:100]):
+                    return await self._answer(spec, event, sid, args)
             finally:
                 self.inflight -= 1
 

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tkr_host.logs import current_request_id
+
 Severity = Literal["info", "warning", "error", "critical"]
 
 
@@ -93,7 +95,15 @@ CATALOG: dict[str, Known] = {
 
 
 def new_request_id() -> str:
-    """A short, sortable id that links a client's error to the server log."""
+    """A short, sortable id that links a client's error to the server log.
+
+    Inside an event it is the event's own id (see :mod:`tkr_host.logs`), so the
+    error ack and the event's log lines carry the same one.
+    """
+    return current_request_id() or make_request_id()
+
+
+def make_request_id() -> str:
     return f"{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
 
 

@@ -16,7 +16,7 @@ Two calling conventions are used, and each hook's docstring says which:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -119,6 +119,23 @@ def register_commands(subcommands: argparse._SubParsersAction[argparse.ArgumentP
     :return: None.
 
     Calling convention: sync; all implementations run.
+    """
+
+
+@hookspec
+def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]] | None:
+    """Name the checks that ``GET /readyz`` runs for this plugin.
+
+    Called by every ``/readyz`` request. A check is an async callable that
+    returns True while what it checks is usable (a connection that answers, a
+    background task that runs); False or an exception marks the node not ready,
+    so a load balancer stops sending it traffic. The reason stays in the log.
+
+    :param host: the running host.
+    :return: ``{check_name: check}``, or None when the plugin has nothing to check.
+
+    Calling convention: sync; all implementations run; the host awaits every
+    check they return, each with a time limit.
     """
 
 
@@ -312,6 +329,25 @@ def on_error(host: Host, error: HostError, context: dict[str, Any]) -> Awaitable
     :return: None, or an awaitable.
 
     Calling convention: may be async; all implementations run; exceptions are logged.
+    """
+
+
+# --- roll-out ----------------------------------------------------------------
+
+
+@hookspec
+def feature_flag(host: Host, name: str, principal: Principal) -> bool | None:
+    """Say whether a feature flag is on for a principal (plugin ``tkr-flags``).
+
+    Plugins ask through :meth:`Host.feature_enabled`, never this hook directly.
+
+    :param host: the running host.
+    :param name: the flag's name, such as ``task_panel``.
+    :param principal: who is asking, or for whom the feature would run.
+    :return: True or False when the plugin knows the flag, None to let the
+        next plugin answer. A flag no plugin knows is off.
+
+    Calling convention: sync; the first result that is not None wins.
     """
 
 

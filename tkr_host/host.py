@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 from pydantic import BaseModel
 
-from tkr_host.config import Settings
+from tkr_host.config import ConfigError, Settings, load_settings
 from tkr_host.errors import HostError
-from tkr_host.plugins import notify
+from tkr_host.plugins import notify, validate_plugin_tables
 from tkr_host.presence import Presence
 from tkr_host.rooms import task_room
 from tkr_host.sequencer import SessionSequencer
@@ -138,6 +138,26 @@ class Host:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
+
+    def feature_enabled(self, name: str, principal: Principal) -> bool:
+        """Whether the feature flag ``name`` is on for ``principal``; off when no plugin knows it."""
+        for answer in self.pm.hook.feature_flag(host=self, name=name, principal=principal):
+            if answer is not None:
+                return bool(answer)
+        return False
+
+    def reload_config(self, name: str) -> BaseModel:
+        """Read plugin ``name``'s table again from the config file and the environment.
+
+        The new table is validated with the plugin's own model and replaces the
+        one :meth:`config` returns. A missing file or a bad table raises
+        ``ConfigError`` and leaves the old table in force.
+        """
+        if self.settings.config_path is None:
+            raise ConfigError("the host was started without a config file: there is nothing to read again")
+        fresh = load_settings(self.settings.config_path)
+        self.plugin_settings[name] = validate_plugin_tables(self.pm, fresh)[name]
+        return self.plugin_settings[name]
 
     # --- observers ------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import signal
 
 from hypercorn.asyncio import serve as hypercorn_serve
 
-from tkr_host import lifecycle
+from tkr_host import lifecycle, logs
 from tkr_host.app import TkrApp, create_app
 from tkr_host.config import load_settings
 
@@ -24,11 +24,14 @@ log = logging.getLogger(__name__)
 
 def serve(config_path: str | None) -> int:
     settings = load_settings(config_path)
-    logging.basicConfig(level=settings.host.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Hypercorn's loggers have handlers of their own: do not print their lines twice.
-    for name in ("hypercorn.error", "hypercorn.access"):
-        logging.getLogger(name).propagate = False
+    logs.configure(settings.host.log_level, settings.host.log_format)
     config = settings.hypercorn_config()
+    # Handed a logger, Hypercorn adds no handler of its own: its lines come out
+    # through the host's, in the host's format (text or JSON), once.
+    if config.errorlog == "-":
+        config.errorlog = logging.getLogger("hypercorn.error")
+    if config.accesslog == "-":
+        config.accesslog = logging.getLogger("hypercorn.access")
     if config.workers > 1:
         from hypercorn.run import run
 

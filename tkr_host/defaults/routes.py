@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +22,9 @@ from tkr_host.plugins import call_all, list_plugins
 from tkr_host.types import Handshake, Principal
 
 log = logging.getLogger(__name__)
+
+#: How long ``/readyz`` waits for one plugin check before calling it failed.
+READINESS_TIMEOUT_S = 2.0
 
 STATUS = {"auth": 401, "permission": 403, "not_found": 404, "validation": 400, "rate_limit": 429, "store": 503, "conflict": 409}
 
@@ -60,6 +65,26 @@ def whole_number(name: str, text: str) -> int:
     return int(text)
 
 
+async def plugin_checks(host: Host) -> dict[str, str]:
+    """Run every plugin's ``readiness_checks``, at once, each within ``READINESS_TIMEOUT_S``."""
+    named: dict[str, Callable[[], Awaitable[bool]]] = {}
+    for checks in host.pm.hook.readiness_checks(host=host):
+        named.update(checks or {})
+
+    async def run(name: str, check: Callable[[], Awaitable[bool]]) -> str:
+        try:
+            return "ok" if await asyncio.wait_for(check(), READINESS_TIMEOUT_S) else "failing"
+        except TimeoutError:
+            log.warning("readiness: %s did not answer within %.0f s", name, READINESS_TIMEOUT_S)
+            return "timeout"
+        except Exception as exc:  # the reason stays in the log
+            log.warning("readiness: %s failed: %s", name, exc)
+            return "failing"
+
+    results = await asyncio.gather(*(run(name, check) for name, check in named.items()))
+    return dict(zip(named, results, strict=True))
+
+
 def blueprint(host: Host) -> Blueprint:
     routes = Blueprint("tkr_host_core", __name__)
 
@@ -77,6 +102,7 @@ def blueprint(host: Host) -> Blueprint:
             checks["store"] = "unavailable"
         if host.draining:
             checks["host"] = "draining"
+        checks.update(await plugin_checks(host))
         ready = all(value == "ok" for value in checks.values())
         return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
 

@@ -69,3 +69,39 @@ async def test_with_redis_down_local_delivery_goes_on_and_the_failure_is_logged(
 @pytest.mark.tkr_settings({"plugins": {"redis": {}}})
 async def test_without_a_url_the_host_keeps_its_in_process_manager(tkr_host):
     assert type(tkr_host.host.sio.manager) is socketio.AsyncManager
+
+
+async def readyz(url: str) -> tuple[int, dict]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/readyz") as response:
+        return response.status, await response.json()
+
+
+async def test_readyz_says_redis_is_ok_on_a_reachable_server(tkr_settings, tkr_plugins, redis_url, channel):
+    settings = deep_merge(tkr_settings, {"plugins": {"redis": {"url": redis_url, "channel": channel}}})
+    running, stop = await start_host(settings, tkr_plugins)
+    try:
+        status, body = await readyz(running.url)
+        assert status == 200 and body["checks"]["redis"] == "ok"
+    finally:
+        await stop()
+
+
+async def test_readyz_is_503_and_names_redis_when_it_cannot_be_reached(tkr_settings, tkr_plugins, channel):
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    settings = deep_merge(tkr_settings, {"plugins": {"redis": {"url": dead, "channel": channel}}})
+    running, stop = await start_host(settings, tkr_plugins)
+    try:
+        status, body = await readyz(running.url)
+        assert status == 503
+        assert body["status"] == "not ready"
+        assert body["checks"]["redis"] == "failing" and body["checks"]["store"] == "ok"
+    finally:
+        await stop()
+
+
+@pytest.mark.tkr_settings({"plugins": {"redis": {}}})
+async def test_readyz_has_no_redis_check_without_a_url(tkr_host):
+    status, body = await readyz(tkr_host.url)
+    assert status == 200 and "redis" not in body["checks"]

@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
+import redis.asyncio as aioredis
 import socketio
 from pydantic import BaseModel, ConfigDict, Field
 
 from tkr_host import Host, hookimpl
 
 PLUGIN_NAME = "redis"
+READINESS_CLIENT = "redis.readiness_client"
 log = logging.getLogger("tkr_redis")
 
 
@@ -50,6 +53,26 @@ def client_manager(host: Host) -> socketio.AsyncManager | None:
 
 
 @hookimpl
+def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]] | None:
+    settings = host.config(PLUGIN_NAME, RedisSettings)
+    if settings.url is None:
+        return None
+    url = settings.url
+
+    async def redis_answers() -> bool:
+        # A node that cannot reach Redis delivers only to its own sockets: the
+        # load balancer should send new clients elsewhere. The check has a
+        # client of its own, since the manager connects only when it first
+        # publishes or listens.
+        client = host.extensions.get(READINESS_CLIENT)
+        if client is None:
+            client = host.extensions[READINESS_CLIENT] = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        return bool(await client.ping())
+
+    return {"redis": redis_answers}
+
+
+@hookimpl
 async def host_shutdown(host: Host) -> None:
     manager = host.sio.manager
     if not isinstance(manager, socketio.AsyncRedisManager):
@@ -60,7 +83,8 @@ async def host_shutdown(host: Host) -> None:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
-    for client in (manager.pubsub, manager.redis):
+    readiness = host.extensions.pop(READINESS_CLIENT, None)
+    for client in (manager.pubsub, manager.redis, readiness):
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose()
