@@ -90,7 +90,7 @@ async def test_a_user_and_two_agents_work_a_task_and_everything_replays(tkr_clie
     listed = await agent_b.ok("context:list", {"session_id": session_id})
     assert [c["context_id"] for c in listed["contexts"]] == ["report"]
     assert (await agent_a.ok("context:list", {"session_id": session_id}))["contexts"] == []
-    await follower.ok("task:subscribe", {"task_id": "sum-1"})
+    await follower.ok("task:subscribe", {"session_id": session_id, "task_id": "sum-1"})
 
     # 3. B works the task to completed, with an artifact.
     await agent_b.ok("message:send", task(session_id, task_id="sum-1", action="update", state="working"))

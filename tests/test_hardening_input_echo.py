@@ -77,7 +77,7 @@ async def test_no_socket_error_echoes_the_input(tkr_client):
     tasks = await tkr_client("mallory", namespace="/tasks")
     for event in ("task:get", "task:subscribe", "task:unsubscribe"):
         for task_id in (MARK, MARK + "x"):  # one that exists in a session mallory is not in, one that does not exist
-            ack = await tasks.call(event, {"task_id": task_id})
+            ack = await tasks.call(event, {"session_id": session_id, "task_id": task_id})
             assert ack["ok"] is False, ack
             assert_no_echo(ack, f"/tasks {event}")
 

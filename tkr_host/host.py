@@ -117,7 +117,7 @@ class Host:
 
     async def publish_task(self, document: dict[str, Any], to: str | None = None) -> None:
         """Send ``task:update`` to the task's ``/tasks`` subscribers (or one socket)."""
-        await self.sio.emit("task:update", {"task": document}, to=to, room=None if to else task_room(document["task_id"]),
+        await self.sio.emit("task:update", {"task": document}, to=to, room=None if to else task_room(document["session_id"], document["task_id"]),
                             namespace="/tasks")
 
     def streams_of(self, session_id: str) -> list[dict[str, Any]]:

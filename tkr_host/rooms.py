@@ -21,6 +21,7 @@ def agent_room(agent_id: str) -> str:
     return f"agent:{agent_id}"
 
 
-def task_room(task_id: str) -> str:
-    """The /tasks sockets subscribed to a task."""
-    return f"task:{task_id}"
+def task_room(session_id: str, task_id: str) -> str:
+    """The /tasks sockets subscribed to a task: tasks are keyed by session, so
+    two sessions' tasks of one id are two rooms."""
+    return f"task:{session_id}:{task_id}"

@@ -306,11 +306,12 @@ class Store(Protocol):
     async def list_contexts(self, session_id: str, agent_id: str, now: datetime) -> list[ContextRecord]:
         """Contexts of the session that have not expired at ``now`` and target ``agent_id``."""
 
-    async def get_task(self, task_id: str) -> dict[str, Any] | None:
-        """The stored task document, or None."""
+    async def get_task(self, session_id: str, task_id: str) -> dict[str, Any] | None:
+        """The task ``task_id`` of the session, or None. Tasks are keyed by
+        ``(session_id, task_id)``: two sessions may use one id."""
 
-    async def put_task(self, task_id: str, session_id: str, document: dict[str, Any]) -> None:
-        """Insert or replace the task document."""
+    async def put_task(self, session_id: str, task_id: str, document: dict[str, Any]) -> None:
+        """Insert or replace the task document ``(session_id, task_id)``."""
 
 
 class MessageType(Protocol):

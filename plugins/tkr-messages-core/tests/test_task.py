@@ -88,7 +88,7 @@ async def test_create_assign_work_and_complete_with_history(tkr_client):
     done = await worker.call("message:send", task(session_id, task_id="t1", action="update", state="completed", status_text="done"))
     assert done["ok"], done
     tasks = await tkr_client("alice", namespace="/tasks")
-    document = (await tasks.ok("task:get", {"task_id": "t1"}))["task"]
+    document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
     assert document["state"] == "completed" and document["status_text"] == "done"
     assert [(h["state"], h["by"]) for h in document["history"]] == [("submitted", "alice"), ("working", "worker"), ("completed", "worker")]
     assert document["created_by"] == "alice" and document["assignee"] == "worker"
@@ -131,7 +131,7 @@ async def test_artifacts_append_and_reference_tasks(tkr_client):
         "artifact_id": "a", "parts": [{"kind": "text", "text": "Part 2."}, {"kind": "data", "data": {"n": 2}}], "append": True, "last_chunk": True}))
     await worker.ok("message:send", task(session_id, task_id="t1", action="update", state="completed"))
     tasks = await tkr_client("alice", namespace="/tasks")
-    document = (await tasks.ok("task:get", {"task_id": "t1"}))["task"]
+    document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
     assert document["artifacts"] == [{"artifact_id": "a", "name": "report", "last_chunk": True, "parts": [
         {"kind": "text", "text": "Part 1. "}, {"kind": "text", "text": "Part 2."}, {"kind": "data", "data": {"n": 2}}]}]
     follow = await alice.call("message:send", task(session_id, task_id="t2", action="create", reference_task_ids=["t1"]))
@@ -145,26 +145,57 @@ async def test_subscribers_get_a_snapshot_then_every_change(tkr_client):
     alice, session_id = await setup(tkr_client)
     await alice.ok("message:send", task(session_id, task_id="t1", action="create", assignee="worker", title="T"))
     follower = await tkr_client("alice", namespace="/tasks")
-    await follower.ok("task:subscribe", {"task_id": "t1"})
+    await follower.ok("task:subscribe", {"session_id": session_id, "task_id": "t1"})
     snapshot = await follower.wait_for("task:update")
     assert snapshot["task"]["state"] == "submitted" and snapshot["task"]["title"] == "T"
     await alice.ok("message:send", task(session_id, task_id="t1", action="update", state="working"))
     change = await follower.wait_for("task:update", lambda u: u["task"]["state"] == "working")
     assert change["task"]["history"][-1]["state"] == "working"
-    await follower.ok("task:unsubscribe", {"task_id": "t1"})
+    await follower.ok("task:unsubscribe", {"session_id": session_id, "task_id": "t1"})
     await alice.ok("message:send", task(session_id, task_id="t1", action="cancel"))
-    await asyncio.sleep(0.3)
-    assert [u["task"]["state"] for u in follower.received("task:update")] == ["submitted", "working"]
+    # A sentinel: another task the follower still follows changes after the cancel.
+    await alice.ok("message:send", task(session_id, task_id="t2", action="create"))
+    await follower.ok("task:subscribe", {"session_id": session_id, "task_id": "t2"})
+    await alice.ok("message:send", task(session_id, task_id="t2", action="cancel"))
+    await follower.wait_for("task:update", lambda u: u["task"]["task_id"] == "t2" and u["task"]["state"] == "canceled")
+    assert [u["task"]["state"] for u in follower.received("task:update") if u["task"]["task_id"] == "t1"] == ["submitted", "working"]
 
 
 async def test_tasks_namespace_is_for_members_only(tkr_client):
     alice, session_id = await setup(tkr_client)
     await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
     mallory = await tkr_client("mallory", namespace="/tasks")
-    for event in ("task:get", "task:subscribe"):
-        assert (await mallory.call(event, {"task_id": "t1"}))["error"]["code"] == "permission.not_member"
-    assert (await mallory.call("task:get", {"task_id": "missing"}))["error"]["code"] == "not_found.task"
+    # PROTOCOL.md 1.1: to a non-member an existing task and a missing one answer the same.
+    answers = []
+    for event in ("task:get", "task:subscribe", "task:unsubscribe"):
+        for ref in ({"session_id": session_id, "task_id": "t1"}, {"session_id": session_id, "task_id": "missing"},
+                    {"session_id": "no-such-session", "task_id": "t1"}):
+            error = (await mallory.call(event, ref))["error"]
+            assert error["code"] == "not_found.task", (event, ref, error)
+            answers.append((error["message"], error["hint"], error["details"]))
+    assert len(set(map(str, answers))) == 1
     assert mallory.received("task:update") == []
+
+
+async def test_two_sessions_may_use_the_same_task_id_without_learning_of_each_other(tkr_client):
+    alice, first = await setup(tkr_client)
+    bob = await tkr_client("bob")
+    second = await bob.create_session(agents=["worker"])
+    assert (await alice.call("message:send", task(first, task_id="shared", action="create", title="alice's")))["ok"]
+    # Not conflict.task_exists: the id is unique within its session only.
+    assert (await bob.call("message:send", task(second, task_id="shared", action="create", title="bob's")))["ok"]
+    assert (await bob.call("message:send", task(second, task_id="shared", action="update", state="working")))["ok"]
+    alice_tasks, bob_tasks = await tkr_client("alice", namespace="/tasks"), await tkr_client("bob", namespace="/tasks")
+    mine = (await alice_tasks.ok("task:get", {"session_id": first, "task_id": "shared"}))["task"]
+    theirs = (await bob_tasks.ok("task:get", {"session_id": second, "task_id": "shared"}))["task"]
+    assert (mine["title"], mine["state"], mine["session_id"]) == ("alice's", "submitted", first)
+    assert (theirs["title"], theirs["state"], theirs["session_id"]) == ("bob's", "working", second)
+    # A subscriber of one session's task hears nothing of the other's.
+    await alice_tasks.ok("task:subscribe", {"session_id": first, "task_id": "shared"})
+    await bob.ok("message:send", task(second, task_id="shared", action="cancel"))
+    await alice.ok("message:send", task(first, task_id="shared", action="cancel"))
+    await alice_tasks.wait_for("task:update", lambda u: u["task"]["state"] == "canceled")
+    assert {u["task"]["session_id"] for u in alice_tasks.received("task:update")} == {first}
 
 
 async def test_concurrent_updates_cannot_both_pass_against_the_same_state(tkr_client):
@@ -183,4 +214,4 @@ async def test_unsubscribe_is_for_members_only(tkr_client):
     alice, session_id = await setup(tkr_client)
     await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
     mallory = await tkr_client("mallory", namespace="/tasks")
-    assert (await mallory.call("task:unsubscribe", {"task_id": "t1"}))["error"]["code"] == "permission.not_member"
+    assert (await mallory.call("task:unsubscribe", {"session_id": session_id, "task_id": "t1"}))["error"]["code"] == "not_found.task"

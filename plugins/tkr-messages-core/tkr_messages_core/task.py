@@ -73,18 +73,18 @@ class TaskType:
         next_document: dict[str, Any] = {}
 
         async def check(_: MessageDraft) -> None:
-            current = await ctx.host.store.get_task(request.task_id)
+            current = await ctx.host.store.get_task(ctx.session.id, request.task_id)
             next_document.update(apply(current, request, ctx))
 
         async def save(message: Message) -> None:
             document = {**next_document, "updated_by_message": message.id}
-            await ctx.host.store_call(lambda: ctx.host.store.put_task(request.task_id, message.session_id, document))
+            await ctx.host.store_call(lambda: ctx.host.store.put_task(message.session_id, request.task_id, document))
             await ctx.host.publish_task(document)
 
         ctx.checks.append(check)
         ctx.after_store.append(save)
         # The assignee gets the message (on /agents) unless it sent it itself.
-        current = await ctx.host.store.get_task(request.task_id)
+        current = await ctx.host.store.get_task(ctx.session.id, request.task_id)
         assignee = request.assignee or (current or {}).get("assignee")
         if assignee and assignee != ctx.principal.id:
             ctx.deliver_to.add(assignee)
@@ -105,7 +105,7 @@ def apply(current: dict[str, Any] | None, request: TaskPayload, ctx: MessageCont
             "artifacts": [], "reference_task_ids": request.reference_task_ids or [], "history": [{"state": "submitted", "at": now, "by": actor}],
         }
     else:
-        if current is None or current.get("session_id") != ctx.session.id:
+        if current is None:
             raise HostError("not_found.task", message="There is no such task in this session.",
                             hint="Create the task first, or check its id.")
         if actor not in {current.get("created_by"), current.get("assignee"), ctx.session.created_by}:

@@ -16,6 +16,8 @@ from tkr_host.cli import main
 
 OpenStore = Callable[..., Awaitable[PeeweeStore]]
 TABLES = {"sessions", "members", "messages", "receipts", "deliveries", "contexts", "tasks", HISTORY_TABLE}
+#: The released steps, oldest first (appended, never edited).
+RELEASED = ["0001_initial", "0002_tasks_by_session"]
 
 
 async def tables(store: PeeweeStore) -> set[str]:
@@ -35,10 +37,10 @@ async def history(store: PeeweeStore) -> list[str]:
 
 async def test_migrate_is_idempotent(open_store: OpenStore) -> None:
     store = await open_store(auto_migrate=False)
-    assert await store.migrate() == ["0001_initial"]
+    assert await store.migrate() == RELEASED
     assert await store.migrate() == []
     assert await tables(store) >= TABLES
-    assert await history(store) == ["0001_initial"]
+    assert await history(store) == RELEASED
     assert store.db.is_closed()
 
 
@@ -47,7 +49,7 @@ async def test_start_migrates_when_configured(open_store: OpenStore) -> None:
     assert await tables(first) >= TABLES
     second = await open_store()  # another node, or a restart: nothing left to do
     assert await second.migrate() == []
-    assert await history(second) == ["0001_initial"]
+    assert await history(second) == RELEASED
 
 
 async def test_start_without_auto_migrate_leaves_the_database_alone(open_store: OpenStore) -> None:
@@ -60,18 +62,18 @@ async def test_new_steps_are_applied_once_in_order(open_store: OpenStore) -> Non
     calls: list[str] = []
 
     def add_note(migrator: Any, db: Any) -> None:
-        calls.append("0002")
+        calls.append("9002")
         db.execute_sql('CREATE TABLE "notes" ("id" INTEGER PRIMARY KEY, "body" TEXT)')
 
     def index_note(migrator: Any, db: Any) -> None:
-        calls.append("0003")
+        calls.append("9003")
         migrator.migrate(migrator.add_index("notes", ("body",), False))
 
-    steps = (*STEPS, Step("0002_notes", add_note), Step("0003_notes_index", index_note))
-    assert await store.migrate(steps) == ["0002_notes", "0003_notes_index"]
+    steps = (*STEPS, Step("9002_notes", add_note), Step("9003_notes_index", index_note))
+    assert await store.migrate(steps) == ["9002_notes", "9003_notes_index"]
     assert await store.migrate(steps) == []
-    assert calls == ["0002", "0003"]
-    assert await history(store) == ["0001_initial", "0002_notes", "0003_notes_index"]
+    assert calls == ["9002", "9003"]
+    assert await history(store) == [*RELEASED, "9002_notes", "9003_notes_index"]
     assert "notes" in await tables(store)
 
 
@@ -83,18 +85,18 @@ async def test_a_failing_step_leaves_no_trace(open_store: OpenStore) -> None:
         raise RuntimeError("step failed")
 
     with pytest.raises(RuntimeError, match="step failed"):
-        await store.migrate((*STEPS, Step("0002_broken", broken)))
+        await store.migrate((*STEPS, Step("9002_broken", broken)))
     assert store.db.is_closed()
     # DDL is transactional on SQLite and PostgreSQL: the table went with the step.
     assert "half_done" not in await tables(store)
-    assert await history(store) == ["0001_initial"]
+    assert await history(store) == RELEASED
 
 
 async def test_nodes_migrating_together_apply_each_step_once(open_store: OpenStore) -> None:
     nodes = [await open_store(auto_migrate=False) for _ in range(3)]
     results = await asyncio.gather(*(node.migrate() for node in nodes))
-    assert sorted(name for applied in results for name in applied) == ["0001_initial"]
-    assert await history(nodes[0]) == ["0001_initial"]
+    assert sorted(name for applied in results for name in applied) == RELEASED
+    assert await history(nodes[0]) == RELEASED
 
 
 def test_step_names_must_be_unique() -> None:
@@ -116,6 +118,24 @@ def test_migrate_command(store_settings: StoreSettings, tmp_path: Any, capsys: p
     config.write_text("\n".join(lines) + "\n")
 
     assert main(["migrate", "--config", str(config)]) == 0
-    assert capsys.readouterr().out.splitlines() == ["applied: 0001_initial"]
+    assert capsys.readouterr().out.splitlines() == [f"applied: {name}" for name in RELEASED]
     assert main(["migrate", "--config", str(config)]) == 0
     assert "nothing to apply" in capsys.readouterr().out
+
+
+async def test_tasks_of_a_database_from_before_0002_survive_the_move_to_session_keys(open_store: OpenStore) -> None:
+    """A database made by 0001 alone, with a task in it, upgrades in place."""
+    store = await open_store(auto_migrate=False)
+    assert await store.migrate(STEPS[:1]) == ["0001_initial"]
+    try:
+        await store.db.aexecute_sql("INSERT INTO sessions (id, title, created_by, created_at, last_seq, metadata)"
+                                    " VALUES ('s1', 't', 'alice', '2026-01-01T00:00:00.000Z', 0, '{}')")
+        await store.db.aexecute_sql("INSERT INTO tasks (task_id, session_id, document, updated_at)"
+                                    " VALUES ('t1', 's1', '{\"task_id\": \"t1\", \"state\": \"working\"}', 'x')")
+    finally:
+        await store.db.aclose()
+    assert await store.migrate() == ["0002_tasks_by_session"]
+    assert await store.get_task("s1", "t1") == {"task_id": "t1", "state": "working"}
+    # The same id in another session is another task now.
+    await store.put_task("s1", "t2", {"task_id": "t2"})
+    assert await store.get_task("s1", "t2") == {"task_id": "t2"}

@@ -229,7 +229,7 @@ async def test_writers_of_one_process_take_turns(open_store: OpenStore) -> None:
     sessions = [await new_session(store) for _ in range(3)]
     writes: list[Awaitable[Any]] = [store.append_message(draft(sessions[n % 3], f"c-{n}"), ["echo"]) for n in range(30)]
     writes += [store.add_member(sessions[n % 3], Member(id=f"m-{n}")) for n in range(6)]
-    writes += [store.put_task(f"t-{n}", sessions[n % 3], {"n": n}) for n in range(6)]
+    writes += [store.put_task(sessions[n % 3], f"t-{n}", {"n": n}) for n in range(6)]
     await asyncio.gather(*writes)
     for session_id in sessions:
         assert [m.seq for m in await store.messages_after(session_id, 0, 100)] == list(range(1, 11))
@@ -392,13 +392,19 @@ async def test_put_context_replaces_the_same_id(store: PeeweeStore) -> None:
 
 async def test_tasks_are_upserted(store: PeeweeStore) -> None:
     session_id = await new_session(store)
-    assert await store.get_task("t-1") is None
-    await store.put_task("t-1", session_id, {"task_id": "t-1", "state": "submitted", "history": [{"state": "submitted"}]})
-    await store.put_task("t-1", session_id, {"task_id": "t-1", "state": "working"})
-    assert await store.get_task("t-1") == {"task_id": "t-1", "state": "working"}
+    assert await store.get_task(session_id, "t-1") is None
+    await store.put_task(session_id, "t-1", {"task_id": "t-1", "state": "submitted", "history": [{"state": "submitted"}]})
+    await store.put_task(session_id, "t-1", {"task_id": "t-1", "state": "working"})
+    assert await store.get_task(session_id, "t-1") == {"task_id": "t-1", "state": "working"}
+    # Keyed by session: another session's task of the same id is another task.
+    other = (await store.create_session("other", Member(id="bob"), [], {})).id
+    assert await store.get_task(other, "t-1") is None
+    await store.put_task(other, "t-1", {"task_id": "t-1", "state": "submitted"})
+    assert await store.get_task(session_id, "t-1") == {"task_id": "t-1", "state": "working"}
+    assert await store.get_task(other, "t-1") == {"task_id": "t-1", "state": "submitted"}
 
     with pytest.raises(HostError) as caught:
-        await store.put_task("t-2", str(uuid.uuid4()), {})
+        await store.put_task(str(uuid.uuid4()), "t-2", {})
     assert caught.value.code == "not_found.session"
-    assert await store.get_task("t-2") is None
+    assert await store.get_task(session_id, "t-2") is None
     assert_released(store)

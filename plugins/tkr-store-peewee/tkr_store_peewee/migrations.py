@@ -31,6 +31,7 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
+    CompositeKey,
     Model,
     TextField,
 )
@@ -180,8 +181,35 @@ def _fk(column: str, table: str, target: str) -> Any:
     return SQL(f'FOREIGN KEY ("{column}") REFERENCES "{table}" ("{target}") ON DELETE CASCADE')
 
 
+def _tasks_by_session(migrator: Any, db: Any) -> None:
+    """Key tasks by ``(session_id, task_id)`` (PROTOCOL.md 1.1), so that a task id
+    is unique within its session only and never tells one session of another's.
+
+    Neither database changes a primary key in place on both, so the rows move to a
+    new table that then takes the old one's name.
+    """
+
+    class TasksBySession(Model):
+        session_id = CharField(max_length=64)
+        task_id = TextField()
+        document = TextField()
+        updated_at = CharField(max_length=32)
+
+        class Meta:
+            database = db
+            table_name = "tasks_by_session"
+            primary_key = CompositeKey("session_id", "task_id")
+            constraints = (_fk("session_id", "sessions", "id"),)
+
+    TasksBySession.create_table()
+    db.execute_sql("INSERT INTO tasks_by_session (session_id, task_id, document, updated_at)"
+                   " SELECT session_id, task_id, document, updated_at FROM tasks")
+    db.execute_sql("DROP TABLE tasks")
+    db.execute_sql("ALTER TABLE tasks_by_session RENAME TO tasks")
+
+
 #: Every migration, oldest first. Append; never edit or reorder a released step.
-STEPS: tuple[Step, ...] = (Step("0001_initial", _initial),)
+STEPS: tuple[Step, ...] = (Step("0001_initial", _initial), Step("0002_tasks_by_session", _tasks_by_session))
 
 
 class _StepMigration(Migration):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from peewee import AutoField, BigIntegerField, BooleanField, CharField, Model, TextField
+from peewee import AutoField, BigIntegerField, BooleanField, CharField, CompositeKey, Model, TextField
 
 
 class JSONText(TextField):
@@ -129,10 +129,11 @@ class ContextRow(BaseModel):
 
 
 class TaskRow(BaseModel):
-    task_id = TextField(primary_key=True)
     session_id = CharField(max_length=64)
+    task_id = TextField()
     document = JSONText()
     updated_at = CharField(max_length=32)
 
     class Meta:
         table_name = "tasks"
+        primary_key = CompositeKey("session_id", "task_id")

@@ -294,17 +294,17 @@ class PeeweeStore:
         # on SQLite and PostgreSQL, and a session holds few live contexts.
         return [_context(row) for row in rows if agent_id in row.targets]
 
-    async def get_task(self, task_id: str) -> dict[str, Any] | None:
+    async def get_task(self, session_id: str, task_id: str) -> dict[str, Any] | None:
         async with guarded(self.db, "get_task"):
-            row = await self._first(TaskRow.select().where(TaskRow.task_id == task_id))
+            row = await self._first(TaskRow.select().where((TaskRow.session_id == session_id) & (TaskRow.task_id == task_id)))
         return None if row is None else dict(row.document)
 
-    async def put_task(self, task_id: str, session_id: str, document: dict[str, Any]) -> None:
+    async def put_task(self, session_id: str, task_id: str, document: dict[str, Any]) -> None:
         async with guarded(self.db, "put_task"), _session_must_exist(), self._write():
             await self._run(
-                TaskRow.insert(task_id=task_id, session_id=session_id, document=document, updated_at=format_ts(utc_now())).on_conflict(
-                    conflict_target=[TaskRow.task_id],
-                    preserve=[TaskRow.session_id, TaskRow.document, TaskRow.updated_at],
+                TaskRow.insert(session_id=session_id, task_id=task_id, document=document, updated_at=format_ts(utc_now())).on_conflict(
+                    conflict_target=[TaskRow.session_id, TaskRow.task_id],
+                    preserve=[TaskRow.document, TaskRow.updated_at],
                 )
             )
 
