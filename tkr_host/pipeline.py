@@ -81,19 +81,8 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
         raise HostError("validation.unknown_type", message="No plugin provides that message type.",
                         details={"types": sorted(host.message_types)})
 
-    # A resend of a stored message is answered from the store before anything
-    # else: limits do not count it, and a type's checks (one vote per voter, a
-    # task's next state) must not refuse what they already accepted once.
-    existing = await host.store.find_message(session.id, sender.id, request.client_id)
-    if existing is not None:
-        return _ack(existing, duplicate=True)
-
-    try:
-        payload = message_type.payload_model.model_validate(request.payload)
-    except ValidationError as exc:
-        raise validation_error(exc, prefix="payload.") from None
-    session = await check_addressing(host, session, request.to, request.in_reply_to)
-
+    # A resend counts against the rate limit like any send (PROTOCOL.md 1.1), and
+    # a refused flood costs no store read.
     if host.rate_limiter is not None:
         wait = await host.rate_limiter.hit("message", principal_key(sender))
         if wait is not None:
@@ -101,6 +90,22 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
                                                     "message"))
             raise HostError("rate_limit.exceeded", message="Too many messages.", retry_after=wait,
                             hint=f"Wait {wait:.1f} s, then send again; queued messages are kept.")
+
+    # A resend of a stored message is answered from the store before the type
+    # sees it: a type's checks (one vote per voter, a task's next state) must
+    # not refuse what they already accepted once.
+    existing = await host.store.find_message(session.id, sender.id, request.client_id)
+    skip_sid = connection.sid if connection.namespace == "/chat" else None
+    if existing is not None:
+        async with host.sequencer.hold(session.id):
+            await redeliver(host, existing, skip_sid)
+        return _ack(existing, duplicate=True)
+
+    try:
+        payload = message_type.payload_model.model_validate(request.payload)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix="payload.") from None
+    session = await check_addressing(host, session, request.to, request.in_reply_to)
 
     draft = MessageDraft(
         session_id=session.id,
@@ -115,7 +120,7 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
     if draft.to is not None:
         ctx.deliver_to.add(draft.to)
     await message_type.handle(ctx, draft)
-    result = await store_and_deliver(host, draft, ctx, skip_sid=connection.sid if connection.namespace == "/chat" else None)
+    result = await store_and_deliver(host, draft, ctx, skip_sid=skip_sid)
     return _ack(result.message, duplicate=result.duplicate)
 
 
@@ -128,11 +133,13 @@ async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext
             # the lock: it is a duplicate, not something the checks may refuse.
             existing = await host.store.find_message(draft.session_id, draft.sender.id, draft.client_id)
             if existing is not None:
+                await redeliver(host, existing, skip_sid)
                 return AppendResult(message=existing, duplicate=True)
         for check in ctx.checks:
             await check(draft)
         result = await host.store_call(lambda: host.store.append_message(draft, sorted(ctx.deliver_to)))
         if result.duplicate:
+            await redeliver(host, result.message, skip_sid)
             return result
         await deliver(host, result.message, sorted(ctx.deliver_to), skip_sid)
         for side_effect in ctx.after_store:
@@ -154,6 +161,14 @@ async def deliver(host: Host, message: Message, agent_ids: list[str], skip_sid: 
             await host.sio.emit("message", wire, room=agent_room(agent_id), namespace="/agents")
     except Exception:
         log.exception("broadcast of message %s (seq %s) failed; clients will fetch it by seq", message.id, message.seq)
+
+
+async def redeliver(host: Host, message: Message, skip_sid: str | None) -> None:
+    """Emit a stored message again, for a resent ``client_id``: its first ack may
+    have been lost after it was stored, and then nobody else got it either. The
+    session and the agents that have not acked it get it again; clients drop a
+    ``seq`` they hold, agents an id they handled. The caller holds the session's lock."""
+    await deliver(host, message, await host.store.unacked_agents(message.id), skip_sid)
 
 
 def _ack(message: Message, duplicate: bool) -> dict[str, Any]:

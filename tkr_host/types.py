@@ -292,6 +292,12 @@ class Store(Protocol):
         starts after that message's delivery, acked or not.
         """
 
+    async def unacked_agents(self, message_id: str) -> list[str]:
+        """The agents that have a delivery of ``message_id`` they have not acked, sorted.
+
+        A resent ``client_id`` is emitted again to these (PROTOCOL.md, Message).
+        """
+
     async def ack_delivery(self, agent_id: str, message_id: str) -> bool:
         """Mark the delivery of ``message_id`` to ``agent_id`` as done.
 

@@ -253,6 +253,12 @@ class PeeweeStore:
             )
         return [_message(row) for row in rows]
 
+    async def unacked_agents(self, message_id: str) -> list[str]:
+        async with guarded(self.db, "unacked_agents"):
+            rows = await self._all(DeliveryRow.select(DeliveryRow.agent_id).where(
+                (DeliveryRow.message_id == message_id) & (DeliveryRow.acked == False)))  # noqa: E712
+        return sorted({row.agent_id for row in rows})
+
     async def ack_delivery(self, agent_id: str, message_id: str) -> bool:
         mine = (DeliveryRow.agent_id == agent_id) & (DeliveryRow.message_id == message_id)
         async with guarded(self.db, "ack_delivery"), self._write():
