@@ -6,7 +6,7 @@ CONFIG ?= $(if $(wildcard config.toml),config.toml,config.example.toml)
 PLUGINS := $(sort $(wildcard plugins/tkr-*))
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench install clean
+.PHONY: run test lint typecheck pytest bench install clean docs
 
 $(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ pytest: $(STAMP) $(EXAMPLES_NODE)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# docs/plugins.md is generated from tkr_host/hookspecs.py; a test fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python scripts/hook_reference.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -49,3 +49,18 @@ def test_docs_plugins_md_documents_the_hook_and_each_argument(name, signature, d
     for parameter in signature.parameters:
         assert f"`{parameter}`" in section["body"], f"docs/plugins.md does not describe {name}'s `{parameter}`"
     assert "Calling convention" in section["body"]
+
+
+def test_docs_plugins_md_is_generated_from_the_hookspecs_and_up_to_date():
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "hook_reference.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_hook_has_an_example():
+    for name, _, doc in _hooks():
+        example = doc.partition("Example::")[2]
+        assert f"def {name}(" in example, f"{name}'s docstring has no Example:: that implements it"

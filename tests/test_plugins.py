@@ -124,3 +124,100 @@ def test_list_plugins_names_distribution_version_and_hooks():
     assert core.version == "0.1.0"
     assert core.hooks == ["register_message_types"]
     assert infos["tkr_host.defaults.manager"].distribution == "tkr-host"
+
+
+# --- pluggy, used honestly -----------------------------------------------------------
+
+
+class WrapsAnAsyncHook(Named):
+    @hookimpl(wrapper=True)
+    def on_error(self, host, error, context):
+        return (yield)
+
+
+class OldStyleWrapperOfAnAsyncHook(Named):
+    @hookimpl(hookwrapper=True)
+    def after_store(self, host, message):
+        yield
+
+
+@pytest.mark.parametrize(("plugin", "hook", "kind"), [(WrapsAnAsyncHook("wraps"), "on_error", "wrapper=True"),
+                                                      (OldStyleWrapperOfAnAsyncHook("old_style"), "after_store", "hookwrapper=True")])
+def test_a_wrapper_of_a_hook_that_may_be_async_stops_start_up_with_a_clear_error(plugin, hook, kind):
+    from tkr_host.config import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        manager(plugin)
+    message = str(refused.value)
+    assert plugin.__name__ in message and hook in message and kind in message and "tryfirst" in message
+
+
+class WrapsASyncHook(Named):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.seen: list[object] = []
+
+    @hookimpl(wrapper=True)
+    def register_message_types(self, host):
+        result = yield
+        self.seen.append(result)
+        return result
+
+
+def test_a_wrapper_of_a_sync_hook_is_left_to_pluggy_and_runs():
+    wrapper = WrapsASyncHook("wraps_sync")
+    pm = manager(wrapper)
+    pm.hook.register_message_types(host=None)
+    assert wrapper.seen == [[]]
+
+
+def test_the_async_hooks_are_those_documented_as_may_be_async():
+    import inspect
+
+    from tkr_host import hookspecs
+
+    documented = {name for name, function in vars(hookspecs).items()
+                  if inspect.isfunction(function) and hasattr(function, "tkr_host_spec")
+                  and "Calling convention: may be async" in " ".join((inspect.getdoc(function) or "").split())}
+    assert documented == hookspecs.ASYNC_HOOKS
+
+
+async def test_trace_hooks_logs_each_call_with_its_plugin_and_duration(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("TKR_TRACE_HOOKS", "1")
+    pm = manager(Declines("first"), Accepts("second"))
+    with caplog.at_level(logging.INFO, logger="tkr_host.hooks"):
+        assert await call_first(pm.hook.authenticate, host=None, handshake=None) == "principal from second"
+        pm.hook.register_message_types(host=None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "tkr_host.hooks"]
+    assert any(line.startswith("hook authenticate [async] plugin second returned: ") and line.endswith(" ms") for line in lines), lines
+    # The first result wins: the plugin registered first is never called, nor traced.
+    assert not any("plugin first" in line for line in lines), lines
+    assert any(line.startswith("hook register_message_types [sync] plugins ") for line in lines), lines
+
+
+async def test_trace_hooks_says_when_a_plugin_raised(monkeypatch, caplog):
+    import logging
+
+    class Raises(Named):
+        @hookimpl
+        async def on_error(self, host, error, context):
+            raise RuntimeError("observer failed")
+
+    monkeypatch.setenv("TKR_TRACE_HOOKS", "1")
+    pm = manager(Raises("raises"))
+    with caplog.at_level(logging.INFO, logger="tkr_host.hooks"):
+        await notify(pm.hook.on_error, host=None, error=None, context={})
+    assert any("hook on_error [async] plugin raises raised RuntimeError" in r.getMessage() for r in caplog.records)
+
+
+async def test_without_the_switch_nothing_is_traced(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.delenv("TKR_TRACE_HOOKS", raising=False)
+    pm = manager(Accepts("quiet"))
+    with caplog.at_level(logging.INFO, logger="tkr_host.hooks"):
+        await call_first(pm.hook.authenticate, host=None, handshake=None)
+        pm.hook.register_message_types(host=None)
+    assert not [r for r in caplog.records if r.name == "tkr_host.hooks"]

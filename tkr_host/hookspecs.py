@@ -46,6 +46,15 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker("tkr_host")
 hookimpl = pluggy.HookimplMarker("tkr_host")
 
+#: The hooks whose implementations may be async: the host calls them itself,
+#: one implementation at a time (:mod:`tkr_host.plugins`), so pluggy's
+#: ``wrapper``/``hookwrapper`` implementations cannot work there and are refused
+#: at start-up. Their docstrings say "may be async"; a test keeps the two in step.
+ASYNC_HOOKS: frozenset[str] = frozenset({
+    "host_startup", "host_shutdown", "authenticate", "on_connect", "on_http_request", "on_disconnect",
+    "on_security_event", "before_store", "after_store", "on_error",
+})
+
 
 # --- lifecycle ---------------------------------------------------------------
 
@@ -63,6 +72,16 @@ def config_model() -> type[BaseModel] | None:
 
     Calling convention: sync, called by the host for each plugin on its own, so
     the result is tied to the plugin that returned it.
+
+    Example::
+
+        class PollSettings(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+            max_options: int = Field(default=10, ge=2, le=50)
+
+        @hookimpl
+        def config_model() -> type[BaseModel]:
+            return PollSettings
     """
 
 
@@ -77,6 +96,13 @@ def host_startup(host: Host) -> Awaitable[None] | None:
     :return: None, or an awaitable the host awaits.
 
     Calling convention: may be async; all implementations run, in pluggy's order.
+
+    Example::
+
+        @hookimpl
+        async def host_startup(host: Host) -> None:
+            settings = host.config("audit", AuditSettings)
+            host.extensions["audit"] = await AuditLog.open(settings.path)
     """
 
 
@@ -91,6 +117,14 @@ def host_shutdown(host: Host) -> Awaitable[None] | None:
     :return: None, or an awaitable the host awaits.
 
     Calling convention: may be async; all implementations run, in pluggy's order.
+
+    Example::
+
+        @hookimpl
+        async def host_shutdown(host: Host) -> None:
+            audit = host.extensions.pop("audit", None)
+            if audit is not None:
+                await audit.close()
     """
 
 
@@ -105,6 +139,19 @@ def register_blueprints(host: Host, app: Quart) -> None:
     :return: None.
 
     Calling convention: sync; all implementations run.
+
+    Example::
+
+        @hookimpl
+        def register_blueprints(host: Host, app: Quart) -> None:
+            routes = Blueprint("audit", __name__)
+
+            @routes.get("/api/v1/audit")
+            async def recent() -> Any:
+                principal = await http_principal(host)  # Bearer auth, as the core routes
+                return {"entries": host.extensions["audit"].recent(principal)}
+
+            app.register_blueprint(routes)
     """
 
 
@@ -119,6 +166,14 @@ def register_commands(subcommands: argparse._SubParsersAction[argparse.ArgumentP
     :return: None.
 
     Calling convention: sync; all implementations run.
+
+    Example::
+
+        @hookimpl
+        def register_commands(subcommands: Any) -> None:
+            parser = subcommands.add_parser("audit", help="print the audit log")
+            parser.add_argument("--config", default="config.toml")
+            parser.set_defaults(func=lambda args: print_audit(args.config) or 0)
     """
 
 
@@ -130,12 +185,24 @@ def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]] | N
     returns True while what it checks is usable (a connection that answers, a
     background task that runs); False or an exception marks the node not ready,
     so a load balancer stops sending it traffic. The reason stays in the log.
+    Each check appears under its name in the ``checks`` of ``/readyz`` as ``ok``,
+    ``failing`` (False or an exception) or ``timeout`` (no answer within 2 s; the
+    checks run at once). ``tkr-redis`` names ``redis``.
 
     :param host: the running host.
     :return: ``{check_name: check}``, or None when the plugin has nothing to check.
 
     Calling convention: sync; all implementations run; the host awaits every
     check they return, each with a time limit.
+
+    Example::
+
+        @hookimpl
+        def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]]:
+            async def broker() -> bool:
+                return await host.extensions["queue"].ping()
+
+            return {"queue": broker}
     """
 
 
@@ -158,6 +225,17 @@ def authenticate(host: Host, handshake: Handshake) -> Principal | Awaitable[Prin
 
     Calling convention: may be async; first result. Implementations run one at a
     time in pluggy's order; the first non-None result wins.
+
+    Example::
+
+        @hookimpl
+        async def authenticate(host: Host, handshake: Handshake) -> Principal | None:
+            if handshake.token is None or not handshake.token.startswith("sso_"):
+                return None  # not ours: the next plugin may know it
+            user = await sso_lookup(handshake.token)
+            if user is None:
+                raise HostError("auth.invalid", message="The SSO session has ended.")
+            return Principal(id=user.login, kind="user", name=user.display_name)
     """
 
 
@@ -176,6 +254,13 @@ def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer:
     :return: None, or an awaitable.
 
     Calling convention: may be async; all implementations run.
+
+    Example::
+
+        @hookimpl
+        async def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer: str) -> None:
+            if principal.kind == "service" and namespace == "/chat":
+                raise HostError("permission.namespace", message="Services use /agents.")
     """
 
 
@@ -197,6 +282,13 @@ def on_http_request(host: Host, principal: Principal, peer: str, path: str) -> A
 
     Calling convention: may be async; all implementations run, in pluggy's order,
     and the first error refuses the request.
+
+    Example::
+
+        @hookimpl
+        async def on_http_request(host: Host, principal: Principal, peer: str, path: str) -> None:
+            if path.startswith("/api/v1/admin") and "admin" not in principal.roles:
+                raise HostError("permission.not_member", message="Admins only.")
     """
 
 
@@ -212,6 +304,12 @@ def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, re
     :return: None, or an awaitable.
 
     Calling convention: may be async; all implementations run; exceptions are logged.
+
+    Example::
+
+        @hookimpl
+        def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> None:
+            log.info("%s left %s (%s)", principal.id, namespace, reason)
     """
 
 
@@ -227,6 +325,12 @@ def rate_limiter(host: Host) -> RateLimiter | None:
         all, nothing is limited.
 
     Calling convention: sync factory, called once at start-up; first result.
+
+    Example::
+
+        @hookimpl
+        def rate_limiter(host: Host) -> RateLimiter:
+            return TokenBuckets(host.config("quota", QuotaSettings))
     """
 
 
@@ -240,6 +344,13 @@ def on_security_event(host: Host, event: SecurityEvent) -> Awaitable[None] | Non
     :return: None, or an awaitable.
 
     Calling convention: may be async; all implementations run; exceptions are logged.
+
+    Example::
+
+        @hookimpl
+        async def on_security_event(host: Host, event: SecurityEvent) -> None:
+            if event.kind == "auth_failure":
+                await host.extensions["siem"].send(event.peer, event.detail)
     """
 
 
@@ -256,6 +367,12 @@ def register_message_types(host: Host) -> list[MessageType] | None:
     :return: a list of MessageType objects, or None.
 
     Calling convention: sync; all implementations run and their lists are merged.
+
+    Example::
+
+        @hookimpl
+        def register_message_types(host: Host) -> list[MessageType]:
+            return [PollType()]  # name "poll", payload_model PollPayload, async handle(ctx, draft)
     """
 
 
@@ -272,6 +389,13 @@ def before_store(host: Host, draft: MessageDraft, principal: Principal) -> Await
 
     Calling convention: may be async; all implementations run, in pluggy's order,
     and the first error stops the send.
+
+    Example::
+
+        @hookimpl
+        async def before_store(host: Host, draft: MessageDraft, principal: Principal) -> None:
+            if draft.type == "text" and "password" in draft.payload["text"].lower():
+                raise HostError("validation.payload", message="Do not share passwords here.")
     """
 
 
@@ -285,6 +409,12 @@ def after_store(host: Host, message: Message) -> Awaitable[None] | None:
 
     Calling convention: may be async; all implementations run; exceptions are
     logged and do not undo the send.
+
+    Example::
+
+        @hookimpl
+        async def after_store(host: Host, message: Message) -> None:
+            await host.extensions["search"].index(message.session_id, message.seq, message.payload)
     """
 
 
@@ -300,6 +430,12 @@ def message_store(host: Host) -> Store | None:
         start with none.
 
     Calling convention: sync factory, called once at start-up; first result.
+
+    Example::
+
+        @hookimpl
+        def message_store(host: Host) -> Store:
+            return DynamoStore(host.config("dynamo", DynamoSettings))
     """
 
 
@@ -315,6 +451,12 @@ def recovery_strategies(host: Host) -> list[RecoveryStrategy] | None:
         its ``order`` setting.
 
     Calling convention: sync; all implementations run and their lists are merged.
+
+    Example::
+
+        @hookimpl
+        def recovery_strategies(host: Host) -> list[RecoveryStrategy]:
+            return [AuditRetries()]  # named "audit"; runs once listed in [plugins.recovery] order
     """
 
 
@@ -329,6 +471,13 @@ def on_error(host: Host, error: HostError, context: dict[str, Any]) -> Awaitable
     :return: None, or an awaitable.
 
     Calling convention: may be async; all implementations run; exceptions are logged.
+
+    Example::
+
+        @hookimpl
+        def on_error(host: Host, error: HostError, context: dict[str, Any]) -> None:
+            if error.category == "internal":
+                alerts.page(error.request_id, context.get("event"))
     """
 
 
@@ -348,6 +497,14 @@ def feature_flag(host: Host, name: str, principal: Principal) -> bool | None:
         next plugin answer. A flag no plugin knows is off.
 
     Calling convention: sync; the first result that is not None wins.
+
+    Example::
+
+        @hookimpl
+        def feature_flag(host: Host, name: str, principal: Principal) -> bool | None:
+            if name != "beta_search":
+                return None  # another plugin's flag
+            return "beta" in principal.roles
     """
 
 
@@ -364,4 +521,11 @@ def client_manager(host: Host) -> socketio.AsyncManager | None:
         is the in-process ``AsyncManager``.
 
     Calling convention: sync factory, called once while the app is built; first result.
+
+    Example::
+
+        @hookimpl
+        def client_manager(host: Host) -> socketio.AsyncManager | None:
+            url = host.config("redis", RedisSettings).url
+            return socketio.AsyncRedisManager(url) if url else None
     """

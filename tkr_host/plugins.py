@@ -1,7 +1,14 @@
 """The plugin manager: loading order, plugin config tables, and async hook calls.
 
-pluggy cannot await, so hooks that may be async are called here, one
-implementation at a time in pluggy's order (last registered first).
+pluggy cannot await, so hooks that may be async (``hookspecs.ASYNC_HOOKS``) are
+called here, one implementation at a time in pluggy's order (last registered
+first). pluggy's wrappers cannot wrap such calls, so a ``wrapper=True`` or
+``hookwrapper=True`` implementation of one of them stops start-up instead of
+being called as a plain one.
+
+``TKR_TRACE_HOOKS=1`` logs every hook call on the ``tkr_host.hooks`` logger at
+INFO, with the plugin and the time it took, sync hooks (through pluggy's own
+call monitoring) and async ones alike, as datasette's ``DATASETTE_TRACE_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -11,7 +18,9 @@ import importlib
 import inspect
 import json
 import logging
-from collections.abc import Iterable
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -23,6 +32,10 @@ from tkr_host import hookspecs
 from tkr_host.config import ConfigError, Settings, describe_validation_error, resolve_secrets
 
 log = logging.getLogger(__name__)
+trace_log = logging.getLogger("tkr_host.hooks")
+
+#: The switch that logs every hook call, its plugin and its duration.
+TRACE_ENV = "TKR_TRACE_HOOKS"
 
 ENTRY_POINT_GROUP = "tkr_host"
 
@@ -60,7 +73,49 @@ def make_plugin_manager(
             continue
         pm.register(plugin, name=plugin_name)
     pm.check_pending()
+    refuse_wrappers_of_async_hooks(pm)
+    if tracing():
+        trace_sync_hooks(pm)
     return pm
+
+
+class PluginError(ConfigError):
+    """A plugin that cannot be loaded as written; the message names it and the hook."""
+
+
+def refuse_wrappers_of_async_hooks(pm: pluggy.PluginManager) -> None:
+    """Stop start-up on a pluggy wrapper of a hook the host calls itself."""
+    for name in sorted(hookspecs.ASYNC_HOOKS):
+        for impl in getattr(pm.hook, name).get_hookimpls():
+            if impl.wrapper or impl.hookwrapper:
+                kind = "wrapper=True" if impl.wrapper else "hookwrapper=True"
+                raise PluginError(
+                    f"plugin {impl.plugin_name}: its {name} is a {kind} implementation, but {name} may be async and the host "
+                    "calls its implementations one at a time, so no wrapper can run around them. Make it a plain "
+                    "implementation (use tryfirst=True or trylast=True to choose its place)."
+                )
+
+
+# --- tracing -----------------------------------------------------------------
+
+
+def tracing() -> bool:
+    return os.environ.get(TRACE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def trace_sync_hooks(pm: pluggy.PluginManager) -> None:
+    """Log each call pluggy makes itself, through its call monitoring."""
+    started: list[float] = []
+
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        started.append(time.perf_counter())
+
+    def after(outcome: Any, hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        elapsed_ms = (time.perf_counter() - started.pop()) * 1000 if started else 0.0
+        plugins = ", ".join(impl.plugin_name for impl in reversed(impls)) or "(none)"
+        trace_log.info("hook %s [sync] plugins %s: %.3f ms", hook_name, plugins, elapsed_ms)
+
+    pm.add_hookcall_monitoring(before, after)
 
 
 def validate_plugin_tables(pm: pluggy.PluginManager, settings: Settings) -> dict[str, BaseModel]:
@@ -114,16 +169,27 @@ def decode_env_values(model: type[BaseModel], table: dict[str, Any]) -> dict[str
 # --- calling hooks that may be async ----------------------------------------
 
 
-def _call(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
-    return impl.function(*[kwargs[name] for name in impl.argnames])
+async def _call(hook: pluggy.HookCaller, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
+    """Call one implementation, awaiting it if it is async; traced when asked."""
+    if not tracing():
+        result = impl.function(*[kwargs[name] for name in impl.argnames])
+        return await result if inspect.isawaitable(result) else result
+    start = time.perf_counter()
+    outcome = "returned"
+    try:
+        result = impl.function(*[kwargs[name] for name in impl.argnames])
+        return await result if inspect.isawaitable(result) else result
+    except BaseException as exc:
+        outcome = f"raised {type(exc).__name__}"
+        raise
+    finally:
+        trace_log.info("hook %s [async] plugin %s %s: %.3f ms", hook.name, impl.plugin_name, outcome, (time.perf_counter() - start) * 1000)
 
 
 async def call_first(hook: pluggy.HookCaller, **kwargs: Any) -> Any:
     """Await implementations in pluggy's order; return the first non-None result."""
     for impl in reversed(hook.get_hookimpls()):
-        result = _call(impl, kwargs)
-        if inspect.isawaitable(result):
-            result = await result
+        result = await _call(hook, impl, kwargs)
         if result is not None:
             return result
     return None
@@ -133,9 +199,7 @@ async def call_all(hook: pluggy.HookCaller, **kwargs: Any) -> list[Any]:
     """Await every implementation in pluggy's order; an exception stops the call."""
     results = []
     for impl in reversed(hook.get_hookimpls()):
-        result = _call(impl, kwargs)
-        if inspect.isawaitable(result):
-            result = await result
+        result = await _call(hook, impl, kwargs)
         if result is not None:
             results.append(result)
     return results
@@ -145,9 +209,7 @@ async def notify(hook: pluggy.HookCaller, **kwargs: Any) -> None:
     """Await every observer; log an exception and go on to the next one."""
     for impl in reversed(hook.get_hookimpls()):
         try:
-            result = _call(impl, kwargs)
-            if inspect.isawaitable(result):
-                await result
+            await _call(hook, impl, kwargs)
         except Exception:
             log.exception("plugin %s failed in %s", impl.plugin_name, hook.name)
 
