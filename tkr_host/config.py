@@ -55,6 +55,9 @@ class HostSettings(BaseModel):
     drain_timeout_s: float = Field(default=10.0, ge=0)
     #: Peers whose X-Forwarded-For header is believed (a reverse proxy).
     trusted_proxies: list[str] = Field(default_factory=list)
+    #: A Bearer credential that may read ``/metrics`` from anywhere (``"env:NAME"``);
+    #: without it, only the loopback and the trusted proxies may.
+    metrics_token: str | None = Field(default=None, min_length=16)
     log_level: str = "info"
     #: ``text`` for people, ``json`` for one JSON object per line (time, level,
     #: logger, message, and request_id, sid, principal, namespace, event where known).

@@ -224,6 +224,7 @@ class Dispatcher:
             self.inflight += 1
             connection = self.host.connection(sid, spec.path)
             principal = f"{connection.principal.kind}:{connection.principal.id}" if connection else None
+            start = time.perf_counter()
             try:
                 # Each event runs in its own task: what it logs, and the errors
                 # it answers, carry this one request id.
@@ -231,6 +232,9 @@ class Dispatcher:
                     return await self._answer(spec, event, sid, args)
             finally:
                 self.inflight -= 1
+                # A client names events: only known ones get a label of their own.
+                label = event if event in spec.events else "(unknown)"
+                self.host.metrics.event_duration.labels(spec.path, label).observe(time.perf_counter() - start)
 
         return on_event
 

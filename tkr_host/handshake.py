@@ -26,15 +26,15 @@ def peer_address(scope: Mapping[str, Any] | None, headers: Mapping[str, str], tr
     client = (scope or {}).get("client")
     peer = str(client[0]) if client else "unknown"
     forwarded = headers.get("x-forwarded-for")
-    if not forwarded or not _is_trusted(peer, trusted_proxies):
+    if not forwarded or not is_trusted_proxy(peer, trusted_proxies):
         return peer
     for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
-        if not _is_trusted(hop, trusted_proxies):
+        if not is_trusted_proxy(hop, trusted_proxies):
             return hop
     return peer
 
 
-def _is_trusted(address: str, trusted_proxies: list[str]) -> bool:
+def is_trusted_proxy(address: str, trusted_proxies: list[str]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -24,6 +24,7 @@ from tkr_host.rooms import task_room
 from tkr_host.sequencer import SessionSequencer
 from tkr_host.sessions import SessionCache
 from tkr_host.streams import StreamRegistry
+from tkr_host.telemetry import HostMetrics
 from tkr_host.types import MessageType, Principal, RateLimiter, SecurityEvent, Store
 
 if TYPE_CHECKING:
@@ -76,8 +77,10 @@ class Host:
         self.sessions = SessionCache()
         self.streams = StreamRegistry()
         self.dispatcher: Dispatcher
-        #: Per-host state of plugins, by plugin name (metrics, guards…).
+        #: Per-host state of plugins, by plugin name (guards, limiters…).
         self.extensions: dict[str, Any] = {}
+        #: Prometheus metrics; plugins add theirs to ``metrics.registry``.
+        self.metrics = HostMetrics()
 
     # --- services -------------------------------------------------------------
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import cast
 
 from tkr_host.errors import HostError
 from tkr_host.host import Host
 from tkr_host.plugins import call_all, notify
-from tkr_host.types import MessageType
+from tkr_host.telemetry import TimedStore
+from tkr_host.types import MessageType, Store
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,8 @@ async def startup(host: Host) -> None:
     store = pm.hook.message_store(host=host)
     if store is None:
         raise RuntimeError("no plugin provides a message store: install tkr-store-peewee or another store plugin")
-    host.store = store
+    # Every store call is timed into tkr_store_duration_seconds.
+    host.store = cast(Store, TimedStore(store, host.metrics.store_duration))
     await store.start()
     try:
         await _start_plugins(host)

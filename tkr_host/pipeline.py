@@ -157,8 +157,10 @@ async def deliver(host: Host, message: Message, agent_ids: list[str], skip_sid: 
     wire = message.to_wire()
     try:
         await host.sio.emit("message", wire, room=session_room(message.session_id), skip_sid=skip_sid, namespace="/chat")
+        host.metrics.deliveries.labels("/chat").inc()
         for agent_id in agent_ids:
             await host.sio.emit("message", wire, room=agent_room(agent_id), namespace="/agents")
+            host.metrics.deliveries.labels("/agents").inc()
     except Exception:
         log.exception("broadcast of message %s (seq %s) failed; clients will fetch it by seq", message.id, message.seq)
 

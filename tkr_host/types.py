@@ -292,6 +292,10 @@ class Store(Protocol):
         starts after that message's delivery, acked or not.
         """
 
+    async def count_pending_deliveries(self) -> int:
+        """How many deliveries to agents are not acked yet, over every agent
+        (``tkr_pending_agent_deliveries``)."""
+
     async def unacked_agents(self, message_id: str) -> list[str]:
         """The agents that have a delivery of ``message_id`` they have not acked, sorted.
 

@@ -161,6 +161,7 @@ async def stream_chunk(host: Host, conn: Connection, data: dict[str, Any]) -> di
         room=session_room(stream.session_id),
         namespace="/chat",
     )
+    host.metrics.stream_chunks.inc()
     return {"index": index}
 
 

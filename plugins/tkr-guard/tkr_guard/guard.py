@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from prometheus_client import Counter
+
 from tkr_guard.backends import Backend, Ban, MemoryBackend, RedisBackend
 from tkr_guard.idle import IdleReaper
 from tkr_guard.scoring import Policy, Target, matches
@@ -54,6 +56,8 @@ class Guard:
         self.reaper = IdleReaper(host, settings.idle_timeout_s) if settings.idle_timeout_s > 0 else None
         #: Sockets already told they are banned and not gone yet: told once.
         self.kicking: set[tuple[str, str]] = set()
+        self.bans_set = Counter("tkr_bans", "Bans the guard set on this node, by target kind (ip or principal)", ["kind"],
+                                registry=host.metrics.registry)
         self._watch: asyncio.Task[Any] | None = None
 
     @classmethod
@@ -103,6 +107,7 @@ class Guard:
             return []
         for ban in bans:
             log.warning("guard: banned %s for %g s: %s", ban.target.describe(), self.policy.ban_s, reason)
+            self.bans_set.labels(ban.target.kind).inc()
         try:
             await self.backend.publish(bans)
         except Exception as exc:

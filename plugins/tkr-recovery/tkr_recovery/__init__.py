@@ -7,6 +7,9 @@ write the host makes; another plugin adds its own through the
 
 from __future__ import annotations
 
+import functools
+
+from prometheus_client import Gauge
 from pydantic import BaseModel
 
 from tkr_host import Host, RecoveryStrategy, hookimpl
@@ -38,3 +41,21 @@ def host_startup(host: Host) -> None:
     guard = StoreGuard(order_strategies(offered, settings.order))
     host.extensions[PLUGIN_NAME] = guard
     host.store_guard = guard
+    export_breaker_state(host, guard)
+
+
+#: ``tkr_breaker_state``'s values: alert when it is not 0.
+BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
+
+
+def export_breaker_state(host: Host, guard: StoreGuard) -> None:
+    """Each circuit breaker's state on ``/metrics``, read at every scrape."""
+    gauge = Gauge("tkr_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["strategy"],
+                  registry=host.metrics.registry)
+    for strategy in guard.strategies:
+        if isinstance(strategy, CircuitBreaker):
+            gauge.labels(strategy.name).set_function(functools.partial(_state_of, strategy))
+
+
+def _state_of(breaker: CircuitBreaker) -> float:
+    return BREAKER_STATES[breaker.state]

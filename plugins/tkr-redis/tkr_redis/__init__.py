@@ -16,9 +16,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tkr_host import Host, hookimpl
@@ -49,7 +51,29 @@ def client_manager(host: Host) -> socketio.AsyncManager | None:
     settings = host.config(PLUGIN_NAME, RedisSettings)
     if settings.url is None:
         return None
-    return socketio.AsyncRedisManager(settings.url, channel=settings.channel, logger=log)
+    failures = Counter("tkr_redis_failures", "Redis publishes and receives that failed (a lost publish is a lost cross-node emit)",
+                       ["operation"], registry=host.metrics.registry)
+    return socketio.AsyncRedisManager(settings.url, channel=settings.channel, logger=CountingLogger(log, failures))
+
+
+class CountingLogger:
+    """The manager's logger: every error it logs is a failed publish or receive.
+
+    python-socketio logs and drops a publish that fails; counting its error
+    lines is how ``tkr_redis_failures_total`` sees them without reaching into
+    the manager.
+    """
+
+    def __init__(self, logger: logging.Logger, failures: Counter) -> None:
+        self._logger = logger
+        self._failures = failures
+
+    def error(self, message: str, *args: Any, **kwargs: Any) -> None:
+        self._failures.labels("publish" if "publish" in message else "receive").inc()
+        self._logger.error(message, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
 
 
 @hookimpl

@@ -253,6 +253,11 @@ class PeeweeStore:
             )
         return [_message(row) for row in rows]
 
+    async def count_pending_deliveries(self) -> int:
+        async with guarded(self.db, "count_pending_deliveries"):
+            count: int = await self.db.count(DeliveryRow.select().where(DeliveryRow.acked == False).bind(self.db))  # noqa: E712
+        return count
+
     async def unacked_agents(self, message_id: str) -> list[str]:
         async with guarded(self.db, "unacked_agents"):
             rows = await self._all(DeliveryRow.select(DeliveryRow.agent_id).where(
