@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 import aiohttp
 import pytest
 
-from tkr_host.defaults.metrics import metrics_of
 
 
 @asynccontextmanager
@@ -49,7 +48,7 @@ async def connect_chat(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
 
 
 def security_count(tkr_host, kind: str) -> float:
-    return metrics_of(tkr_host.host).security.labels(kind)._value.get()
+    return tkr_host.host.metrics.security.labels(kind)._value.get()
 
 
 @pytest.mark.tkr_settings({"host": {"connect_timeout_s": 0.5}})
