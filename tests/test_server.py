@@ -15,7 +15,6 @@ import aiohttp
 import pytest
 
 
-
 @asynccontextmanager
 async def raw_socket(url: str) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """An Engine.IO v4 WebSocket session, past its open packet."""
