@@ -58,6 +58,8 @@ class StreamChunk(Request):
 class StreamEnd(Request):
     message_id: str = Field(min_length=1, max_length=64)
     payload: dict[str, Any] | None = None
+    #: ``incomplete``: the agent gave up mid-reply (its handler failed); what arrived is kept as such.
+    status: Literal["complete", "incomplete"] = "complete"
 
 
 class ContextList(Request):
@@ -179,6 +181,8 @@ async def stream_end(host: Host, conn: Connection, data: dict[str, Any]) -> dict
     # Closed first, so a late chunk or a disconnect cannot touch a reply being
     # stored; opened again if it cannot be stored.
     host.streams.close(stream.message_id)
+    if request.status == "incomplete" and request.payload is None and not stream.chunks:
+        return {"message": None}  # a reply with no text is not a message
     try:
         message = await _end(host, stream, request)
     except BaseException:
@@ -196,7 +200,7 @@ async def _end(host: Host, stream: OpenStream, request: StreamEnd) -> Message:
         validated = text_type.payload_model.model_validate(payload).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
         raise validation_error(exc, prefix="payload.") from None
-    return await finish_stream(host, stream, validated, "complete")
+    return await finish_stream(host, stream, validated, request.status)
 
 
 async def finish_stream(host: Host, stream: OpenStream, payload: dict[str, Any], status: MessageStatus) -> Message:
