@@ -81,3 +81,19 @@ async def test_stop_errors(tkr_client):
     finished = await alice.wait_for("message", lambda m: m["id"] == message_id)
     assert finished["status"] == "complete"
     assert echo.received("stream:stop") == []
+
+
+async def test_an_agent_may_end_its_own_stream_as_incomplete(tkr_client):
+    """docs/protocol.md: ``stream:end`` with ``status: "incomplete"`` (the SDK's way to
+    say its handler failed mid-reply) keeps what arrived as ``incomplete``."""
+    alice, echo, session_id, message_id, _ = await _streaming(tkr_client, "so far")
+    ack = await echo.ok("stream:end", {"message_id": message_id, "status": "incomplete"})
+    assert ack["message"]["id"] == message_id
+    stored = await alice.wait_for("message", lambda m: m["id"] == message_id)
+    assert stored["status"] == "incomplete" and stored["payload"]["text"] == "so far"
+    empty = (await echo.ok("stream:start", {"session_id": session_id}))["message_id"]
+    assert (await echo.ok("stream:end", {"message_id": empty, "status": "incomplete"}))["message"] is None
+    assert (await echo.call("stream:end", {"message_id": empty}))["error"]["code"] == "not_found.stream"
+    bad = await echo.call("stream:end", {"message_id": empty, "status": "stopped"})
+    assert bad["error"]["code"] == "validation.payload"  # only a member stops a stream
+    assert [m["status"] for m in await alice.history(session_id)] == ["complete", "incomplete"]

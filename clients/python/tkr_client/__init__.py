@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tkr_client.agent import Agent
 from tkr_client.backoff import Backoff
+from tkr_client.chat import ChatClient, ClientState
 from tkr_client.connection import StateChange
 from tkr_client.errors import (
     AgentError,
@@ -25,6 +26,8 @@ from tkr_client.errors import (
     TkrError,
     ValidationError,
 )
+from tkr_client.events import Event
+from tkr_client.queue import MemoryQueue, OfflineQueue, SqliteQueue
 from tkr_client.replies import Reply, ReplyStream
 from tkr_client.tasks import Task
 from tkr_client.types import AgentStatus, Chunk, Message, SentMessage, Session
@@ -37,12 +40,17 @@ __all__ = [
     "AgentStatus",
     "AuthError",
     "Backoff",
+    "ChatClient",
     "Chunk",
     "ClientError",
+    "ClientState",
     "ConflictError",
+    "Event",
     "InternalError",
+    "MemoryQueue",
     "Message",
     "NotFoundError",
+    "OfflineQueue",
     "PermissionDeniedError",
     "ProtocolError",
     "QueueFullError",
@@ -51,6 +59,7 @@ __all__ = [
     "ReplyStream",
     "SentMessage",
     "Session",
+    "SqliteQueue",
     "StateChange",
     "StoreError",
     "StreamStopped",

@@ -43,6 +43,8 @@ class TkrError(Exception):
         self.request_id = request_id
         self.recoverable = (self.category in RECOVERABLE_CATEGORIES or retry_after is not None) if recoverable is None else recoverable
         self.details = details or {}
+        #: The session an ``error`` event is about, when the host names one (``agent.stream_aborted``).
+        self.session_id: str | None = None
         super().__init__(self.code, self.message)
 
     def __str__(self) -> str:

@@ -1,0 +1,98 @@
+"""Fixtures for the SDK's tests: real hosts from ``tkr_host.testing`` (its pytest
+plugin is loaded by entry point), real SDK clients against them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from tkr_client import Agent, Backoff, ChatClient
+
+#: Short backoff windows so reconnect tests do not wait long.
+FAST = Backoff(base=0.05, cap=0.5)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Wait for ``predicate()`` to be truthy (polled), failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    """Every event a ChatClient delivers, in order."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.events: list[tuple[str, Any]] = []
+        for name in ("message", "chunk", "presence", "receipt", "agent_status", "error", "state"):
+            client.on(name, self._recorder(name))
+
+    def _recorder(self, name: str) -> Callable[[Any], None]:
+        def record(data: Any) -> None:
+            self.events.append((name, data))
+
+        return record
+
+    def of(self, name: str) -> list[Any]:
+        return [data for event, data in self.events if event == name]
+
+    async def wait(self, name: str, predicate: Callable[[Any], bool] = lambda data: True, timeout: float = 5.0) -> Any:
+        return await until(lambda: next((d for d in self.of(name) if predicate(d)), None), timeout, f"a {name} event")
+
+
+@pytest.fixture(name="until")
+def until_fixture() -> Callable[..., Awaitable[Any]]:
+    return until
+
+
+@pytest.fixture
+def recorder() -> type[Recorder]:
+    """``recorder(client)``: records every event the client delivers."""
+    return Recorder
+
+
+@pytest.fixture
+def fast() -> Backoff:
+    return FAST
+
+
+@pytest.fixture
+async def chat(tkr_host, tkr_token) -> AsyncIterator[Callable[..., Awaitable[ChatClient]]]:
+    """``await chat("alice")``: a connected ChatClient for a user."""
+    clients: list[ChatClient] = []
+
+    async def make(sub: str, connect: bool = True, **options: Any) -> ChatClient:
+        options.setdefault("backoff", FAST)
+        client = ChatClient(tkr_host.url, options.pop("token", None) or tkr_token(sub), **options)
+        clients.append(client)
+        if connect:
+            await client.connect()
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def agent_factory(tkr_host, tkr_token) -> AsyncIterator[Callable[..., Agent]]:
+    """``agent_factory("echo")``: an Agent (not started) for the test host."""
+    agents: list[Agent] = []
+
+    def make(sub: str, **options: Any) -> Agent:
+        options.setdefault("backoff", FAST)
+        agent = Agent(tkr_host.url, tkr_token(sub, kind="agent"), **options)
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        await agent.close(timeout=1)
