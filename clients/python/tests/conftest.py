@@ -96,3 +96,37 @@ async def agent_factory(tkr_host, tkr_token) -> AsyncIterator[Callable[..., Agen
     yield make
     for agent in agents:
         await agent.close(timeout=1)
+
+
+class Gate:
+    """A token callable that waits while closed: holds a reconnect at a chosen moment."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.open = asyncio.Event()
+        self.open.set()
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        await self.open.wait()
+        return self.token
+
+
+@pytest.fixture
+def gate(tkr_token) -> Callable[[str], Gate]:
+    return lambda sub: Gate(tkr_token(sub))
+
+
+@pytest.fixture
+def drop(tkr_host) -> Callable[[str], Awaitable[None]]:
+    """``await drop("alice")``: the host closes every /chat socket of alice, as a lost network would."""
+    from tkr_host.errors import HostError
+
+    async def close_sockets(principal_id: str) -> None:
+        sids = [conn.sid for conn in tkr_host.host.connections.values() if conn.principal.id == principal_id and conn.namespace == "/chat"]
+        assert sids, f"{principal_id} has no /chat socket"
+        for sid in sids:
+            await tkr_host.host.disconnect_client(sid, "/chat", HostError("protocol.shutting_down"))
+
+    return close_sockets
