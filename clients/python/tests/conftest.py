@@ -89,7 +89,8 @@ async def agent_factory(tkr_host, tkr_token) -> AsyncIterator[Callable[..., Agen
 
     def make(sub: str, **options: Any) -> Agent:
         options.setdefault("backoff", FAST)
-        agent = Agent(tkr_host.url, tkr_token(sub, kind="agent"), **options)
+        token = options.pop("token", None) or tkr_token(sub, kind="agent")
+        agent = Agent(tkr_host.url, token, **options)
         agents.append(agent)
         return agent
 

@@ -121,9 +121,18 @@ class Link:
             with contextlib.suppress(Exception):
                 await sio.disconnect()
         if self._task is not None:
+            # The loop notices `closing` at its next wait; a token callable or a
+            # connect that hangs is cancelled.
+            _, pending = await asyncio.wait({self._task}, timeout=1.0)
+            if pending:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+            sio, self._sio = self._sio, None
+            if sio is not None:
+                with contextlib.suppress(Exception):
+                    await sio.disconnect()
         self._set_state(StateChange("closed"))
 
     @property
