@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from tkr_client import Message, Reply, Task
 
 
@@ -29,7 +28,7 @@ async def test_reply_text_answers_in_one_message_once(agent_factory, tkr_client)
 
     await agent.start()
     alice = await tkr_client("alice")
-    session_id, asked = await _ask(alice, "helper", "hi")
+    _, asked = await _ask(alice, "helper", "hi")
     answer = await alice.wait_for("message", lambda m: m["sender"]["id"] == "helper")
     assert answer["payload"]["text"] == "you said hi" and answer["in_reply_to"] == asked
     assert calls == [asked]
@@ -37,9 +36,9 @@ async def test_reply_text_answers_in_one_message_once(agent_factory, tkr_client)
 
 async def test_the_ack_comes_after_the_handler_and_a_redelivery_is_not_handled_again(agent_factory, tkr_client, tkr_host, tkr_token,
                                                                                       tmp_path, until):
-    from tkr_host.errors import HostError
-
     from tkr_client.connection import resolve_token
+
+    from tkr_host.errors import HostError
 
     release = asyncio.Event()
     handled: list[str] = []
