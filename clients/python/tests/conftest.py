@@ -131,3 +131,100 @@ def drop(tkr_host) -> Callable[[str], Awaitable[None]]:
             await tkr_host.host.disconnect_client(sid, "/chat", HostError("protocol.shutting_down"))
 
     return close_sockets
+
+
+# --- a host in a subprocess, to SIGKILL and restart on the same port and store -------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServedHost:
+    """``tkr-host serve`` in a subprocess (SQLite store, no rate limits), restartable."""
+
+    def __init__(self, directory: Any, ping_interval_s: float = 1.0) -> None:
+        import json
+
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db_path = directory / "host.db"
+        host_table = {"ping_interval_s": ping_interval_s, "ping_timeout_s": 2 * ping_interval_s, "drain_timeout_s": 2,
+                      "disable_plugins": ["ratelimit", "guard"]}
+        lines = [f'bind = ["127.0.0.1:{self.port}"]', "workers = 1", "", "[host]"]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in host_table.items()]
+        lines += ["", "[plugins.auth_jwt]", 'secret = "env:TKR_JWT_SECRET"', "", "[plugins.store_peewee]", f'url = "sqlite:///{self.db_path}"']
+        self.config_path = directory / "host.toml"
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.log_path = directory / "host.log"
+        self.process: Any = None
+
+    async def start(self) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        import aiohttp
+
+        from tkr_host.testing import TEST_JWT_SECRET
+
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([str(Path(sys.executable).parent / "tkr-host"), "serve", "--config", str(self.config_path)],
+                                        stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
+                                        env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
+        log.close()
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, f"the host exited:\n{self.log_path.read_text()[-3000:]}"
+                try:
+                    async with http.get(f"{self.url}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"the host was not ready in 30 s:\n{self.log_path.read_text()[-3000:]}")
+
+    async def kill(self) -> None:
+        """SIGKILL: no drain, nothing closed."""
+        self.process.kill()
+        await asyncio.to_thread(self.process.wait, 10)
+
+    def stored(self, session_id: str) -> list[tuple[int, str, str | None]]:
+        """``(seq, text, client_id)`` of the session's messages, as the database holds them."""
+        import json
+        import sqlite3
+
+        connection = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            rows = connection.execute("SELECT seq, payload, client_id FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
+        finally:
+            connection.close()
+        return [(int(seq), json.loads(payload).get("text"), client_id) for seq, payload, client_id in rows]
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+async def served_host(tmp_path) -> AsyncIterator[Callable[..., Awaitable[ServedHost]]]:
+    hosts: list[ServedHost] = []
+
+    async def serve(**options: Any) -> ServedHost:
+        host = ServedHost(tmp_path, **options)
+        hosts.append(host)
+        await host.start()
+        return host
+
+    yield serve
+    for host in hosts:
+        await asyncio.to_thread(host.close)
