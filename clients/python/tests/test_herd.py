@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tkr_host.testing import make_token
-
 from tkr_client import Backoff, ChatClient
+
+from tkr_host.testing import make_token
 
 CLIENTS = 500
 #: The first window: wide enough that the test's own event loop latency (500 drops

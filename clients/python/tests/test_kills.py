@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tkr_host.testing import make_token
-
 from tkr_client import Backoff, ChatClient
+
+from tkr_host.testing import make_token
 
 MESSAGES = 200
 SENDER = Path(__file__).with_name("queue_sender.py")
