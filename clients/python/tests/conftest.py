@@ -99,6 +99,24 @@ async def agent_factory(tkr_host, tkr_token) -> AsyncIterator[Callable[..., Agen
         await agent.close(timeout=1)
 
 
+def run_agent(target: str, url: str, token: str, cwd: Any, *extra: str) -> Any:
+    """``tkr-agent run TARGET --url URL`` in a subprocess, its output in ``cwd/agent.log``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with (Path(cwd) / "agent.log").open("a") as log:
+        return subprocess.Popen([str(Path(sys.executable).parent / "tkr-agent"), "run", target, "--url", url, *extra], cwd=cwd,
+                                env={**os.environ, "TKR_TOKEN": token}, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def agent_process() -> Callable[..., Any]:
+    """``agent_process(target, url, token, cwd, *extra)``: a ``tkr-agent run`` subprocess."""
+    return run_agent
+
+
 class Gate:
     """A token callable that waits while closed: holds a reconnect at a chosen moment."""
 
@@ -164,21 +182,24 @@ class ServedHost:
         self.log_path = directory / "host.log"
         self.process: Any = None
 
-    async def start(self) -> None:
+    def _spawn(self) -> None:
         import os
         import subprocess
         import sys
         from pathlib import Path
 
-        import aiohttp
-
         from tkr_host.testing import TEST_JWT_SECRET
 
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen([str(Path(sys.executable).parent / "tkr-host"), "serve", "--config", str(self.config_path)],
-                                        stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
-                                        env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
-        log.close()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([str(Path(sys.executable).parent / "tkr-host"), "serve", "--config", str(self.config_path)],
+                                            stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
+                                            env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
+
+    async def start(self) -> None:
+        """Start (again: the same port, config and database) and wait until /readyz answers 200."""
+        import aiohttp
+
+        self._spawn()
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:

@@ -12,7 +12,6 @@ from pathlib import Path
 from tkr_client.cli import load_agent
 
 ROOT = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
 
 
 def block_after(heading: str) -> str:
@@ -24,12 +23,9 @@ def block_after(heading: str) -> str:
     return found.group(1)
 
 
-async def test_the_shortest_agent_answers(tkr_host, tkr_token, tkr_client, tmp_path):
+async def test_the_shortest_agent_answers(tkr_host, tkr_token, tkr_client, tmp_path, agent_process):
     (tmp_path / "hello_agent.py").write_text(block_after("### The shortest agent"))
-    env = {**os.environ, "TKR_TOKEN": tkr_token("hello", kind="agent")}
-    with (tmp_path / "agent.log").open("w") as log:
-        agent = subprocess.Popen([str(BIN / "tkr-agent"), "run", "hello_agent.py:agent", "--url", tkr_host.url], cwd=tmp_path, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT)
+    agent = agent_process("hello_agent.py:agent", tkr_host.url, tkr_token("hello", kind="agent"), tmp_path)
     try:
         alice = await tkr_client("alice")
         session_id = await alice.create_session(agents=["hello"])
