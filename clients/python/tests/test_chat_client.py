@@ -143,3 +143,22 @@ async def test_a_callable_that_gives_the_same_refused_token_stops(tkr_host, tkr_
     client = ChatClient(tkr_host.url, lambda: stale, backoff=fast)
     with pytest.raises(AuthError):
         await client.connect()
+
+
+@pytest.mark.tkr_settings({"plugins": {"ratelimit": {"messages_per_second": 5, "message_burst": 2}}})
+async def test_a_rate_limited_send_waits_out_retry_after_and_goes_through(chat):
+    alice = await chat("alice")
+    session = await alice.create_session()
+    acks = [await alice.send_text(session["id"], f"r{i}") for i in range(6)]  # past the burst of 2
+    assert [ack["seq"] for ack in acks] == list(range(1, 7))
+    assert [m["payload"]["text"] for m in await alice.history(session["id"])] == [f"r{i}" for i in range(6)]
+
+
+async def test_a_host_that_is_not_there_times_out_as_a_tkr_error(tkr_token):
+    from tkr_client import ClientError
+
+    client = ChatClient("http://127.0.0.1:9", tkr_token("alice"))
+    with pytest.raises(ClientError) as failed:
+        await client.connect(timeout=0.5)
+    assert failed.value.code == "client.timeout" and client.state == "closed"
+    await client.close()

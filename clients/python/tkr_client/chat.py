@@ -105,17 +105,26 @@ class ChatClient:
         """Sends not yet acked by the host."""
         return len(self._queue)
 
-    async def connect(self, wait: bool = True) -> None:
-        """Connect, and keep reconnecting until :meth:`close`. With ``wait``, return
-        once connected; a refused credential raises :class:`~tkr_client.AuthError`."""
+    async def connect(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Connect, and keep reconnecting until :meth:`close`.
+
+        With ``wait``, return once connected: a host that is down is tried again
+        (with backoff) until ``timeout`` (``client.timeout``; default: no limit),
+        and a refused credential raises :class:`~tkr_client.AuthError`.
+        """
         self._closed = False
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch(), name="tkr-chat-dispatch")
         self._outbox.start()
         try:
-            await self._link.start(wait=wait)
-        except TkrError:
-            await self.close()
+            await asyncio.wait_for(self._link.start(wait=wait), timeout)
+        except (TkrError, TimeoutError) as failure:
+            # Stopped, not closed: the queue stays usable for another connect().
+            await self._link.close()
+            await self._outbox.stop()
+            if isinstance(failure, TimeoutError):
+                raise client_error("timeout", f"Could not connect to {self.url} within {timeout} s.",
+                                   "Check the URL and that the host runs.") from None
             raise
 
     async def close(self) -> None:

@@ -109,6 +109,7 @@ class Link:
         if self._task is None:
             self._first = asyncio.get_running_loop().create_future()
             self._closing.clear()
+            self.fatal = None
             self._task = asyncio.create_task(self._run(), name=f"tkr-link{self.namespace}")
         if wait and self._first is not None:
             await asyncio.shield(self._first)

@@ -23,6 +23,9 @@ from tkr_client.queue import OfflineQueue, Outgoing
 
 log = logging.getLogger("tkr_client")
 
+#: Refusals that say nothing about the message: it is sent again, same client_id.
+RETRIED_CODES = frozenset({"client.disconnected", "client.timeout", "protocol.not_connected", "protocol.shutting_down"})
+
 SendCall = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -124,7 +127,7 @@ class Outbox:
             try:
                 ack = await self._send(entry.request())
             except TkrError as error:
-                if error.code in ("client.disconnected", "client.timeout") or (error.recoverable and error.category != "validation"):
+                if error.code in RETRIED_CODES or (error.recoverable and error.category != "validation"):
                     delay = self.backoff.delay(retries, error.retry_after)
                     retries += 1
                     if error.code != "client.disconnected":
