@@ -162,3 +162,16 @@ async def test_a_host_that_is_not_there_times_out_as_a_tkr_error(tkr_token):
         await client.connect(timeout=0.5)
     assert failed.value.code == "client.timeout" and client.state == "closed"
     await client.close()
+
+
+async def test_a_closed_client_raises_tkr_errors_only(chat):
+    from tkr_client import ClientError
+
+    alice = await chat("alice")
+    session = await alice.create_session()
+    await alice.close()
+    assert alice.state == "closed"
+    for call in (alice.send_text(session["id"], "late"), alice.history(session["id"]), alice.join(session["id"]), alice.list_sessions()):
+        with pytest.raises(ClientError) as closed:
+            await call
+        assert closed.value.code == "client.closed"

@@ -182,16 +182,22 @@ class ChatClient:
         if self._closed:
             raise client_error("closed", "The client is closed.", "Call connect() first.")
         while True:
-            try:
-                await asyncio.wait_for(self._link.wait_connected(), self.call_timeout)
-            except TimeoutError:
-                raise client_error("timeout", f"Not connected within {self.call_timeout:.0f} s, so {event} was not sent.",
-                                   "Check that the host runs; the client keeps trying to connect.") from None
+            await self._connected(event)
             try:
                 return await self._link.call(event, data)
             except TkrError as error:
                 if not (retry and error.code == "client.disconnected"):
                     raise
+
+    async def _connected(self, event: str) -> None:
+        """Wait (up to ``call_timeout``) until connected, before sending ``event``."""
+        if self._closed:
+            raise client_error("closed", "The client is closed.", "Call connect() first.")
+        try:
+            await asyncio.wait_for(self._link.wait_connected(), self.call_timeout)
+        except TimeoutError:
+            raise client_error("timeout", f"Not connected within {self.call_timeout:.0f} s, so {event} was not sent.",
+                               "Check that the host runs; the client keeps trying to connect.") from None
 
     async def create_session(self, title: str = "", agents: list[str] | None = None,
                              metadata: dict[str, Any] | None = None) -> Session:
@@ -212,8 +218,15 @@ class ChatClient:
         """Follow a session. Returns ``{session, messages, streams, agents}``: the messages
         after ``since_seq`` (all of them: a truncated answer is followed), or the latest
         ones. Later messages arrive as ``message`` events, in seq order."""
+        new = session_id not in self._feeds
         self._feeds.setdefault(session_id, Feed(session_id))
-        ack, messages = await self._join(session_id, since_seq)
+        try:
+            await self._connected("session:join")
+            ack, messages = await self._join(session_id, since_seq)
+        except BaseException:
+            if new:
+                self._feeds.pop(session_id, None)  # a refused join follows nothing
+            raise
         last = messages[-1]["seq"] if messages else (since_seq or 0)
         self._inbox.put_nowait(("start", session_id, last))
         self._inbox.put_nowait(("streams", session_id, ack.get("streams") or [], False))
@@ -225,16 +238,21 @@ class ChatClient:
         if feed is not None:
             feed.joining = True
         messages: list[Message] = []
-        while True:
-            body: dict[str, Any] = {"session_id": session_id}
-            if since_seq is not None:
-                body["since_seq"] = since_seq
-            ack = await self._link.call("session:join", body)
-            page = cast(list[Message], ack.get("messages") or [])
-            messages.extend(page)
-            if not ack.get("truncated") or not page:
-                return ack, messages
-            since_seq = page[-1]["seq"]
+        try:
+            while True:
+                body: dict[str, Any] = {"session_id": session_id}
+                if since_seq is not None:
+                    body["since_seq"] = since_seq
+                ack = await self._link.call("session:join", body)
+                page = cast(list[Message], ack.get("messages") or [])
+                messages.extend(page)
+                if not ack.get("truncated") or not page:
+                    return ack, messages
+                since_seq = page[-1]["seq"]
+        except BaseException:
+            if feed is not None:
+                feed.joining, feed.early_chunks = False, []
+            raise
 
     async def leave(self, session_id: str) -> None:
         """Stop following a session (the principal stays a member)."""
