@@ -16,10 +16,11 @@ from tkr_client import Backoff, ChatClient
 from tkr_host.testing import make_token
 
 CLIENTS = 500
-#: The first window: wide enough that the test's own event loop latency (500 drops
-#: handled at once, on a machine shared with other work: about 0.4 s) is small beside it.
+#: The first window: wide enough that the test's own event loop latency is small
+#: beside it. 500 drops handled at once take this process about 0.5 s, and 500
+#: reconnects at once up to a second or two, on a machine shared with other work.
 BASE_S = 5.0
-SLACK_S = 1.0
+SLACK_S = 2.0
 BUCKETS = 10
 
 
