@@ -27,12 +27,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from tkr_client.backoff import Backoff
-from tkr_client.connection import Link, StateChange, TokenSource
+from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource
 from tkr_client.errors import TkrError, client_error
-from tkr_client.handled import HandledIds
 from tkr_client.outbox import Outbox, new_client_id
-from tkr_client.queue import Outgoing, open_queue
+from tkr_client.queue import HandledIds, Outgoing, open_queue
 from tkr_client.replies import Reply, ReplyStream
 from tkr_client.tasks import Task, TaskWatcher
 from tkr_client.types import AgentState, Message, SentMessage
@@ -108,7 +106,8 @@ class Agent:
     # --- state ----------------------------------------------------------------------
 
     @property
-    def state(self) -> str:
+    def state(self) -> State:
+        """``connecting``, ``connected``, ``reconnecting`` or ``closed``, as for ChatClient."""
         return self._link.state if self._link is not None else "closed"
 
     @property
@@ -126,6 +125,8 @@ class Agent:
             raise client_error("not_configured", "The agent needs a URL and a token.",
                                "Pass Agent(url, token), or set TKR_URL and TKR_TOKEN.")
         self._closed.clear()
+        self._gave_up.clear()
+        self._inbox = asyncio.Queue()  # nothing left over from an earlier run: the host delivers it again
         self._handled = HandledIds(self.state_path)
         self._slots = asyncio.Semaphore(self.max_concurrency)
         link = Link(url, "/agents", token, backoff=self.backoff, on_connected=self._resumed, on_state=self._state_changed,

@@ -25,8 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from tkr_client.backoff import Backoff
-from tkr_client.connection import Link, State, StateChange, TokenSource
+from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource
 from tkr_client.errors import TkrError, client_error
 from tkr_client.events import EventHub, EventStream, Handler
 from tkr_client.feeds import MAX_EARLY_CHUNKS, Feed, StreamTracker

@@ -5,6 +5,12 @@ adds a fixed ±0.5 s, which does not spread a herd, and it cannot wait out a
 host's ``retry_after``. :class:`Link` makes a fresh ``socketio.AsyncClient``
 for every attempt, waits :class:`~tkr_client.backoff.Backoff` delays between
 them, and turns every python-socketio failure into a :class:`TkrError`.
+
+Why full jitter: python-socketio waits ``base * factor**n`` plus a fixed
+±0.5 s, so a thousand clients dropped by one restart come back within the same
+second and meet the connect rate limit together. Full jitter (AWS Architecture
+Blog, "Exponential Backoff And Jitter") draws each delay uniformly from
+``[0, min(cap, base * factor**attempt)]``, which spreads them over the window.
 """
 
 from __future__ import annotations
@@ -13,14 +19,14 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import socketio
 
-from tkr_client.backoff import Backoff
 from tkr_client.errors import TkrError, client_error
 
 log = logging.getLogger("tkr_client")
@@ -45,6 +51,38 @@ class StateChange:
     #: Seconds until the next attempt, while reconnecting.
     delay: float | None = None
     error: TkrError | None = None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before attempt ``n`` (0-based) after a failure.
+
+    :param base: the window of the first attempt, in seconds.
+    :param cap: the largest window, in seconds.
+    :param factor: how much the window grows per attempt.
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    factor: float = 2.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.cap < self.base or self.factor < 1:
+            raise ValueError("backoff needs base > 0, cap >= base and factor >= 1")
+
+    def window(self, attempt: int) -> float:
+        """The upper end of attempt ``attempt``'s delay."""
+        # min() before the power could overflow: factor**attempt grows without bound.
+        exponent = min(attempt, 64)
+        return min(self.cap, self.base * self.factor**exponent)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """A full-jitter delay for ``attempt``. A host's ``retry_after`` is waited
+        out first and the jitter added after it, so the clients it refused
+        together do not all come back at the same instant."""
+        drawn = self.rng.uniform(0.0, self.window(attempt))
+        return retry_after + drawn if retry_after is not None and retry_after > 0 else drawn
 
 
 async def resolve_token(source: TokenSource) -> str:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tkr_client.backoff import Backoff
+from tkr_client.connection import Backoff
 from tkr_client.errors import TkrError
 from tkr_client.queue import OfflineQueue, Outgoing
 

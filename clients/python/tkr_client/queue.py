@@ -9,6 +9,12 @@ is bounded by entries and bytes; a full queue refuses a send at once with
 keeps the entries in an SQLite file (WAL, committed at each change), so a
 process that is killed and started again sends what it had queued, in order,
 with the same ``client_id``\\ s.
+
+:class:`HandledIds` is the agent's other piece of local state: the ids of the
+messages it has handled. Delivery to an agent is at-least-once, so a message
+whose ack was lost comes again; the agent drops an id it remembers (the newest
+``limit`` in memory, and with a ``state_path`` in an SQLite file, so a
+restarted agent does not handle a message twice either).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,3 +201,45 @@ def open_queue(path: str | Path | None, max_entries: int = DEFAULT_MAX_ENTRIES, 
     if path is None:
         return MemoryQueue(max_entries, max_bytes)
     return SqliteQueue(path, max_entries, max_bytes)
+
+
+DEFAULT_HANDLED_LIMIT = 10_000
+
+
+class HandledIds:
+    """A bounded set of handled message ids, optionally kept on disk."""
+
+    def __init__(self, state_path: str | Path | None = None, limit: int = DEFAULT_HANDLED_LIMIT) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._db: sqlite3.Connection | None = None
+        if state_path is not None:
+            path = Path(state_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS handled (message_id TEXT PRIMARY KEY, at REAL NOT NULL)")
+            for (message_id,) in self._db.execute("SELECT message_id FROM handled ORDER BY at DESC LIMIT ?", (limit,)).fetchall()[::-1]:
+                self._ids[message_id] = None
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, message_id: str) -> None:
+        self._ids[message_id] = None
+        self._ids.move_to_end(message_id)
+        evicted = []
+        while len(self._ids) > self.limit:
+            evicted.append(self._ids.popitem(last=False)[0])
+        if self._db is not None:
+            self._db.execute("INSERT OR REPLACE INTO handled (message_id, at) VALUES (?, ?)", (message_id, time.time()))
+            if evicted:
+                self._db.executemany("DELETE FROM handled WHERE message_id = ?", [(old,) for old in evicted])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -15,8 +15,7 @@ import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tkr_client.backoff import Backoff
-from tkr_client.connection import Link, StateChange, TokenSource
+from tkr_client.connection import Backoff, Link, StateChange, TokenSource
 from tkr_client.errors import TkrError, client_error
 from tkr_client.types import FINAL_TASK_STATES, Message, SentMessage
 
