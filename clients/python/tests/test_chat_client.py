@@ -175,3 +175,18 @@ async def test_a_closed_client_raises_tkr_errors_only(chat):
         with pytest.raises(ClientError) as closed:
             await call
         assert closed.value.code == "client.closed"
+
+
+async def test_a_credential_refused_on_reconnect_stops_and_is_reported(chat, gate, drop, recorder, tkr_token, until):
+    held = gate("alice")
+    alice = await chat("alice", token=held)
+    seen = recorder(alice)
+    held.open.clear()
+    await drop("alice")
+    await until(lambda: alice.state == "reconnecting", what="reconnecting")
+    held.token = "revoked"  # the callable has nothing valid any more: the same bad token twice
+    held.open.set()
+    error = await seen.wait("error", lambda e: e.code == "auth.invalid")
+    assert error.category == "auth" and alice.state == "closed"
+    closed = [s for s in seen.of("state") if s.state == "closed"]
+    assert closed and closed[-1].error.code == "auth.invalid"

@@ -17,16 +17,16 @@ from tkr_host.testing import make_token
 
 CLIENTS = 500
 #: The first window: wide enough that the test's own event loop latency is small
-#: beside it. 500 drops handled at once take this process about 0.5 s, and 500
-#: reconnects at once up to a second or two, on a machine shared with other work.
+#: beside it (500 drops handled at once take this process about half a second).
 BASE_S = 5.0
-SLACK_S = 2.0
+SLACK_S = 1.0
 BUCKETS = 10
 
 
 async def test_500_clients_first_reconnect_attempts_spread_over_the_backoff_window(served_host, until):
     host = await served_host(ping_interval_s=20.0)  # 500 sockets: no heartbeat traffic to speak of
-    backoff = Backoff(base=BASE_S, cap=30.0, factor=2.0)
+    # The cap keeps later windows at BASE_S too: the reconnects after the restart stay short.
+    backoff = Backoff(base=BASE_S, cap=BASE_S, factor=2.0)
     token = make_token("herd", ttl=600)
     attempts: list[list[float]] = [[] for _ in range(CLIENTS)]
     planned: list[list[tuple[float, float]]] = [[] for _ in range(CLIENTS)]  # (when, delay) of each reconnecting state
@@ -52,6 +52,11 @@ async def test_500_clients_first_reconnect_attempts_spread_over_the_backoff_wind
         assert all(client.state == "connected" for client in clients)
         killed_at = time.monotonic()
         await host.kill()
+        # The host comes back once every first attempt has been made (each one a cheap
+        # refused connect), so that 500 reconnects at once do not slow down the
+        # event loop that takes the times. Then every client must come back.
+        await until(lambda: all(any(t > killed_at for t in times) for times in attempts), timeout=BASE_S + 3 * SLACK_S,
+                    what="every client's first attempt")
         await host.start()
         await until(lambda: all(client.state == "connected" for client in clients), timeout=90, what="every client back")
     finally:
@@ -62,13 +67,13 @@ async def test_500_clients_first_reconnect_attempts_spread_over_the_backoff_wind
     first = sorted(t - killed_at for t in first_attempts)
     assert len(first) == CLIENTS
     # Each client waited the delay it drew for its first attempt, give or take the loop's
-    # latency (the state callback runs after the events queued before it, so `noticed` is late).
-    for attempted, plans in zip(first_attempts, planned, strict=True):
-        noticed, delay = plans[0]
-        assert 0 <= delay <= BASE_S
-        assert delay - SLACK_S <= attempted - noticed <= delay + SLACK_S, (attempted - noticed, delay)
-    # Held against the window: no first attempt before the drop, none after base (plus the loop's latency).
-    assert first[0] >= 0 and first[-1] <= BASE_S + SLACK_S, (first[0], first[-1])
+    # latency: never much less (the state callback runs after the events queued before
+    # it, so `noticed` is a little late), and more only by what a loaded machine adds.
+    late = sorted(attempted - plans[0][0] - plans[0][1] for attempted, plans in zip(first_attempts, planned, strict=True))
+    assert all(0 <= plans[0][1] <= BASE_S for plans in planned)
+    assert late[0] >= -SLACK_S and late[CLIENTS // 2] <= SLACK_S / 2 and late[-1] <= 3 * SLACK_S, (late[0], late[CLIENTS // 2], late[-1])
+    # Held against the window: no first attempt before the drop, none long after its end.
+    assert first[0] >= 0 and first[-1] <= BASE_S + 3 * SLACK_S, (first[0], first[-1])
     # The delays drawn are uniform over the window: each tenth holds about a tenth
     # (50 ± 7 of 500). python-socketio's fixed delay ± 0.5 s would not be.
     delays = [plans[0][1] for plans in planned]
@@ -79,9 +84,10 @@ async def test_500_clients_first_reconnect_attempts_spread_over_the_backoff_wind
     # The attempts themselves arrive spread over the window: no tenth of it gets more
     # than a fifth of them (a herd puts most of them in one). The first tenth is thin:
     # this process needs about half a second to notice 500 drops at once.
-    counts = [0] * BUCKETS
+    width = BASE_S / BUCKETS
+    counts = [0] * (int((BASE_S + 3 * SLACK_S) / width) + 1)  # the late ones in buckets of their own
     for offset in first:
-        counts[min(BUCKETS - 1, int(offset / BASE_S * BUCKETS))] += 1
+        counts[int(offset / width)] += 1
     assert max(counts) <= CLIENTS * 0.2, counts
     assert first[-1] - first[0] >= BASE_S * 0.8, (first[0], first[-1])
     # And the median sits near the middle of the window, as a uniform draw's does.

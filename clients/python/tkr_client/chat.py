@@ -324,6 +324,8 @@ class ChatClient:
         if change.state != "connected":
             self._outbox.pause()
         self._inbox.put_nowait(("state", self._client_state()))
+        if change.state == "closed" and change.error is not None:
+            self._inbox.put_nowait(("gave_up", change.error))  # reported as an `error` event too
 
     def _queue_changed(self) -> None:
         self._inbox.put_nowait(("state", self._client_state()))
@@ -400,6 +402,8 @@ class ChatClient:
             if isinstance(item[1], dict) and isinstance(item[1].get("session_id"), str):
                 error.session_id = item[1]["session_id"]
             await self._hub.emit("error", error)
+        elif kind == "gave_up":
+            await self._hub.emit("error", item[1])
         elif kind in ("presence", "receipt", "agent_status", "state"):
             await self._hub.emit(kind, item[1])
 
