@@ -4,7 +4,6 @@ same client_ids after a reopen, and bounds by entries and bytes that hold across
 from __future__ import annotations
 
 import pytest
-
 from tkr_client import MemoryQueue, QueueFullError, SqliteQueue
 from tkr_client.queue import Outgoing
 
