@@ -80,3 +80,41 @@ async def test_sigkill_the_client_process_with_a_file_queue(served_host, tmp_pat
     assert drainer.returncode == 0, (tmp_path / "sender-drain.log").read_text()
     assert out.splitlines()[0].startswith("resumed ") and int(out.splitlines()[0].split()[1]) > 0
     assert_each_once_in_order(host.stored(session["id"]))
+
+
+async def test_an_agent_comes_back_after_a_host_sigkill_and_answers_what_waited(served_host, tmp_path, until):
+    from tkr_client import Agent
+
+    host = await served_host()
+    answered: list[str] = []
+    agent = Agent(host.url, make_token("echo", kind="agent"), backoff=Backoff(base=0.1, cap=1.0), state_path=tmp_path / "echo.db")
+
+    @agent.on_message
+    async def answer(message, reply) -> None:
+        answered.append(message["payload"]["text"])
+        await reply.text(f"re: {message['payload']['text']}")
+
+    user = ChatClient(host.url, make_token("alice"), backoff=Backoff(base=0.1, cap=1.0))
+    await agent.start()
+    await user.connect()
+    try:
+        session = await user.create_session(agents=["echo"])
+        await user.send_text(session["id"], "before", to="echo")
+        await until(lambda: answered == ["before"], what="the first answer")
+        await host.kill()
+        await until(lambda: agent.state == "reconnecting", what="the agent to notice")
+        await host.start()
+        await user.send_text(session["id"], "after", to="echo")
+        await until(lambda: answered == ["before", "after"], timeout=20, what="the handler after the restart")
+        texts: list[str] = []
+        for _ in range(400):  # the second answer is stored a moment after its handler started
+            texts = [m["payload"]["text"] for m in await user.history(session["id"])]
+            if len(texts) >= 4:
+                break
+            await asyncio.sleep(0.05)
+        # Each handled once and answered once; an answer queued across the kill may land after "after".
+        assert sorted(texts) == ["after", "before", "re: after", "re: before"], texts
+        assert texts.index("re: before") > texts.index("before") and texts.index("re: after") > texts.index("after")
+    finally:
+        await user.close()
+        await agent.close(timeout=2)
