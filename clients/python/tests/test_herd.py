@@ -9,6 +9,7 @@ from [0, base], so the attempts spread evenly over the window.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 from tkr_client import Backoff, ChatClient
@@ -50,6 +51,10 @@ async def test_500_clients_first_reconnect_attempts_spread_over_the_backoff_wind
         for start in range(0, CLIENTS, 25):  # connect in bounded batches
             await asyncio.gather(*(client.connect() for client in clients[start:start + 25]))
         assert all(client.state == "connected" for client in clients)
+        # The times are taken by this process: no collector pause of a test suite's
+        # heap (half a second, late in a full run) may fall into the window.
+        gc.collect()
+        gc.disable()
         killed_at = time.monotonic()
         await host.kill()
         # The host comes back once every first attempt has been made (each one a cheap
@@ -57,9 +62,11 @@ async def test_500_clients_first_reconnect_attempts_spread_over_the_backoff_wind
         # event loop that takes the times. Then every client must come back.
         await until(lambda: all(any(t > killed_at for t in times) for times in attempts), timeout=BASE_S + 3 * SLACK_S,
                     what="every client's first attempt")
+        gc.enable()
         await host.start()
         await until(lambda: all(client.state == "connected" for client in clients), timeout=90, what="every client back")
     finally:
+        gc.enable()
         for start in range(0, CLIENTS, 50):
             await asyncio.gather(*(client.close() for client in clients[start:start + 50]))
 
@@ -81,14 +88,13 @@ async def test_500_clients_first_reconnect_attempts_spread_over_the_backoff_wind
     for delay in delays:
         drawn[min(BUCKETS - 1, int(delay / BASE_S * BUCKETS))] += 1
     assert max(drawn) <= CLIENTS * 0.2 and min(drawn) >= CLIENTS * 0.04, drawn
-    # The attempts themselves arrive spread over the window: no tenth of it gets more
-    # than a fifth of them (a herd puts most of them in one). The first tenth is thin:
-    # this process needs about half a second to notice 500 drops at once.
-    width = BASE_S / BUCKETS
-    counts = [0] * (int((BASE_S + 3 * SLACK_S) / width) + 1)  # the late ones in buckets of their own
+    # The attempts themselves arrive spread over the window: no second of it gets more
+    # than 30 % of them (a uniform draw gives 20 %; a herd puts nearly all in one).
+    # The start is thin: this process needs about half a second to notice 500 drops.
+    counts = [0] * int(BASE_S + 3 * SLACK_S + 1)  # one-second buckets, the late ones in their own
     for offset in first:
-        counts[int(offset / width)] += 1
-    assert max(counts) <= CLIENTS * 0.2, counts
+        counts[int(offset)] += 1
+    assert max(counts) <= CLIENTS * 0.3, counts
     assert first[-1] - first[0] >= BASE_S * 0.8, (first[0], first[-1])
     # And the median sits near the middle of the window, as a uniform draw's does.
     assert BASE_S * 0.35 <= first[CLIENTS // 2] <= BASE_S * 0.65 + SLACK_S / 2, first[CLIENTS // 2]
