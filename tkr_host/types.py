@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tkr_host.host import Host
 
 PrincipalKind = Literal["user", "agent", "service"]
-MessageStatus = Literal["complete", "incomplete"]
+MessageStatus = Literal["complete", "incomplete", "stopped"]
 ReceiptStatus = Literal["delivered", "read"]
 
 #: The largest integer every client holds exactly (JavaScript's

@@ -1,0 +1,125 @@
+"""Per-session delivery state: ``seq`` order, each ``seq`` once, and streamed replies.
+
+A :class:`Feed` holds the last ``seq`` delivered to the application and the
+messages that came early. A message is released only when every ``seq``
+before it has been released (or held: a message this client sent itself is
+known from its ack, and is not delivered back to it). A ``seq`` already
+delivered is dropped. What stays waiting is a gap, which the client fills from
+``message:history``.
+
+:class:`StreamTracker` remembers how much of each streamed reply the
+application has seen, so the ``streams`` of a ``session:join`` after a
+reconnect continues a reply without repeating text.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from tkr_client.types import Chunk, Message
+
+#: Streams remembered at once; a reply whose final message never came is forgotten first.
+MAX_TRACKED_STREAMS = 256
+#: Chunks held per session while a join is in flight.
+MAX_EARLY_CHUNKS = 1000
+
+
+@dataclass
+class Feed:
+    """One followed session."""
+
+    session_id: str
+    #: The last seq released to the application; None until the first join answered.
+    last: int | None = None
+    waiting: dict[int, Message | None] = field(default_factory=dict)
+    #: A join is in flight: chunks of streams not yet known wait for its ``streams``.
+    joining: bool = False
+    early_chunks: list[Chunk] = field(default_factory=list)
+
+    def offer(self, message: Message, deliver: bool = True) -> list[Message]:
+        """Take a message from any source; return those now ready, in seq order."""
+        seq = message["seq"]
+        if (self.last is not None and seq <= self.last) or seq in self.waiting:
+            return []  # held already: dropped
+        self.waiting[seq] = message if deliver else None
+        return self.release()
+
+    def hold(self, seq: int) -> list[Message]:
+        """A seq this client knows without delivering it (its own send)."""
+        if (self.last is not None and seq <= self.last) or self.waiting.get(seq) is not None:
+            return []
+        self.waiting[seq] = None
+        return self.release()
+
+    def start_at(self, last: int) -> list[Message]:
+        """The first join answered: everything up to ``last`` is the caller's."""
+        self.last = last if self.last is None else max(self.last, last)
+        for seq in [seq for seq in self.waiting if seq <= self.last]:
+            del self.waiting[seq]
+        return self.release()
+
+    def release(self) -> list[Message]:
+        ready: list[Message] = []
+        if self.last is None:
+            return ready
+        while self.last + 1 in self.waiting:
+            self.last += 1
+            message = self.waiting.pop(self.last)
+            if message is not None:
+                ready.append(message)
+        return ready
+
+    def gap(self) -> tuple[int, int] | None:
+        """The missing seqs ``(first, last)`` before the earliest waiting message."""
+        if self.last is None or not self.waiting:
+            return None
+        return self.last + 1, min(self.waiting) - 1
+
+
+@dataclass
+class StreamState:
+    session_id: str
+    next_index: int = 0
+    text: str = ""
+
+
+class StreamTracker:
+    """How much of each streamed reply the application has been given."""
+
+    def __init__(self) -> None:
+        self._streams: OrderedDict[str, StreamState] = OrderedDict()
+
+    def _state(self, session_id: str, message_id: str) -> StreamState:
+        state = self._streams.get(message_id)
+        if state is None:
+            state = self._streams[message_id] = StreamState(session_id)
+            while len(self._streams) > MAX_TRACKED_STREAMS:
+                self._streams.popitem(last=False)
+        return state
+
+    def known(self, message_id: str) -> bool:
+        return message_id in self._streams
+
+    def chunk(self, chunk: Chunk) -> Chunk | None:
+        """A live chunk: itself when new, None when already given."""
+        state = self._state(chunk["session_id"], chunk["message_id"])
+        if chunk["index"] < state.next_index:
+            return None
+        state.next_index = chunk["index"] + 1
+        state.text += chunk["delta"]
+        return chunk
+
+    def pick_up(self, session_id: str, message_id: str, index: int, text: str) -> Chunk | None:
+        """A stream listed by ``session:join``: one chunk holding the text not yet given."""
+        state = self._state(session_id, message_id)
+        if index < state.next_index:
+            return None
+        missing = text[len(state.text):] if text.startswith(state.text) else text
+        state.next_index = index + 1
+        state.text = text
+        return {"session_id": session_id, "message_id": message_id, "index": index, "delta": missing}
+
+    def finished(self, message_id: str) -> None:
+        """The final message arrived: the stream is over."""
+        self._streams.pop(message_id, None)
