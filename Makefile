@@ -5,13 +5,16 @@ BIN := $(VENV)/bin
 CONFIG ?= $(if $(wildcard config.toml),config.toml,config.example.toml)
 PLUGINS := $(sort $(wildcard plugins/tkr-*))
 STAMP := $(VENV)/.installed
+CLIENT := clients/python
+#: Where `make run` starts the host (the bind of config.example.toml); the echo agent connects here.
+RUN_URL ?= http://127.0.0.1:8000
 
 .PHONY: run test lint typecheck pytest bench install clean
 
-$(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
+$(STAMP): pyproject.toml $(CLIENT)/pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]" $(foreach p,$(PLUGINS),-e $(p))
+	$(BIN)/python -m pip install --quiet -e ".[test]" -e $(CLIENT) $(foreach p,$(PLUGINS),-e $(p))
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,16 +24,26 @@ var/jwt-secret:
 	umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > var/jwt-secret
 	@echo "Generated a development JWT secret in var/jwt-secret (git-ignored)."
 
-run: $(STAMP) var/jwt-secret
-	@echo "tkr-host on http://127.0.0.1:8000 — mint a token in another shell with:"
+# The development credential of the example agent `echo`: made once, kept in var/ (git-ignored),
+# made again when the secret changes.
+var/echo-token: var/jwt-secret
+	umask 077 && TKR_JWT_SECRET="$$(cat var/jwt-secret)" $(BIN)/tkr-host token --sub echo --kind agent --name Echo --ttl 365d \
+		--config $(CONFIG) > var/echo-token.tmp && mv var/echo-token.tmp var/echo-token
+	@echo "Made a development credential for the agent echo in var/echo-token (git-ignored)."
+
+# The host and the echo agent; Ctrl-C stops both (the trap ends the agent whichever way the host stops).
+run: $(STAMP) var/jwt-secret var/echo-token
+	@echo "tkr-host on $(RUN_URL), with the agent echo — mint a token in another shell with:"
 	@echo "  TKR_JWT_SECRET=\$$(cat var/jwt-secret) $(BIN)/tkr-host token --sub alice --kind user"
+	@TKR_TOKEN="$$(cat var/echo-token)" $(BIN)/tkr-agent run examples/echo_agent.py:agent --url $(RUN_URL) & agent=$$!; \
+	trap 'kill -TERM $$agent 2>/dev/null; wait $$agent 2>/dev/null' EXIT INT TERM; \
 	TKR_JWT_SECRET="$$(cat var/jwt-secret)" $(BIN)/tkr-host serve --config $(CONFIG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy tkr_host $(foreach p,$(PLUGINS),$(p)/$(subst -,_,$(notdir $(p))))
+	$(BIN)/mypy tkr_host $(CLIENT)/tkr_client $(foreach p,$(PLUGINS),$(p)/$(subst -,_,$(notdir $(p))))
 
 # The README's JavaScript example needs socket.io-client; tests/test_readme.py runs it with node.
 EXAMPLES_NODE := examples/node_modules/.installed

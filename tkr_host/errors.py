@@ -80,6 +80,7 @@ CATALOG: dict[str, Known] = {
     "rate_limit.sessions": Known("Too many new sessions.", "Wait before creating another session."),
     "rate_limit.streams": Known("Too many streams are open on this connection.", "End an open stream before starting another."),
     "not_found.stream": Known("There is no open stream with that id.", "Start a stream with stream:start and use the message_id it returns."),
+    "conflict.stream_closed": Known("A member stopped this stream.", "Stop writing to it; the reply was stored as it was, with status `stopped`."),
     "not_found.task": Known("There is no such task.", "Check the task id, or create the task first."),
     "conflict.task_state": Known("The task cannot move to that state.", "Reload the task; finished tasks take a new task naming them."),
     "conflict.task_exists": Known("A task with that id already exists.", "Use action update, or pick a new task_id."),

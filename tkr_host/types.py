@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tkr_host.host import Host
 
 PrincipalKind = Literal["user", "agent", "service"]
-MessageStatus = Literal["complete", "incomplete"]
+MessageStatus = Literal["complete", "incomplete", "stopped"]
 ReceiptStatus = Literal["delivered", "read"]
 
 

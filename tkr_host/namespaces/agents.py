@@ -19,6 +19,7 @@ from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
 from tkr_host.namespaces.chat import announce, depart_all
 from tkr_host.pipeline import check_addressing, member_session, send_message, store_and_deliver
+from tkr_host.presence import AgentState
 from tkr_host.rooms import agent_room, session_room
 from tkr_host.streams import OpenStream
 from tkr_host.types import Message, MessageContext, MessageDraft, MessageStatus, utc_now
@@ -57,10 +58,18 @@ class StreamChunk(Request):
 class StreamEnd(Request):
     message_id: str = Field(min_length=1, max_length=64)
     payload: dict[str, Any] | None = None
+    #: ``incomplete``: the agent gave up mid-reply (its handler failed); what arrived is kept as such.
+    status: Literal["complete", "incomplete"] = "complete"
 
 
 class ContextList(Request):
     session_id: str = Field(min_length=1, max_length=64)
+
+
+class SetStatus(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+    state: AgentState
+    detail: str | None = Field(default=None, max_length=200)
 
 
 # --- connect: presence and replay --------------------------------------------------
@@ -141,6 +150,8 @@ async def stream_start(host: Host, conn: Connection, data: dict[str, Any]) -> di
 
 def _own_stream(host: Host, conn: Connection, message_id: str) -> OpenStream:
     stream = host.streams.get(message_id)
+    if stream is None and host.streams.was_stopped(message_id, conn.principal.id):
+        raise HostError("conflict.stream_closed", details={"message_id": message_id})
     if stream is None or stream.sender.id != conn.principal.id:
         raise HostError("not_found.stream", message="There is no open stream with that id.",
                         hint="Start a stream with stream:start and use the message_id it returns.")
@@ -170,6 +181,8 @@ async def stream_end(host: Host, conn: Connection, data: dict[str, Any]) -> dict
     # Closed first, so a late chunk or a disconnect cannot touch a reply being
     # stored; opened again if it cannot be stored.
     host.streams.close(stream.message_id)
+    if request.status == "incomplete" and request.payload is None and not stream.chunks:
+        return {"message": None}  # a reply with no text is not a message
     try:
         message = await _end(host, stream, request)
     except BaseException:
@@ -187,7 +200,7 @@ async def _end(host: Host, stream: OpenStream, request: StreamEnd) -> Message:
         validated = text_type.payload_model.model_validate(payload).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
         raise validation_error(exc, prefix="payload.") from None
-    return await finish_stream(host, stream, validated, "complete")
+    return await finish_stream(host, stream, validated, request.status)
 
 
 async def finish_stream(host: Host, stream: OpenStream, payload: dict[str, Any], status: MessageStatus) -> Message:
@@ -227,11 +240,70 @@ async def abort_stream(host: Host, stream: OpenStream) -> None:
                         namespace="/chat")
 
 
+class StreamStop(Request):
+    session_id: str = Field(min_length=1, max_length=64)
+    message_id: str = Field(min_length=1, max_length=64)
+
+
+async def stream_stop(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    """``stream:stop`` on ``/chat``: a member ends an agent's reply at once, as ``stopped``."""
+    request = StreamStop.model_validate(data)
+    session = await member_session(host, conn, request.session_id)
+    stream = host.streams.get(request.message_id)
+    if stream is None or stream.session_id != session.id:
+        raise HostError("not_found.stream", message="No reply with that id is being streamed in this session.",
+                        hint="The reply may have ended already; its final `message` holds it.")
+    # Closed and marked first: the agent's next chunk answers conflict.stream_closed
+    # while the reply is being stored.
+    host.streams.close(stream.message_id)
+    host.streams.mark_stopped(stream)
+    stored: Message | None = None
+    try:
+        if stream.chunks:  # a reply with no text is not a message
+            stored = await finish_stream(host, stream, {"text": stream.text}, "stopped")
+    except BaseException:
+        # Not stored: the stream goes on, and the member may stop it again.
+        host.streams.unmark_stopped(stream.message_id)
+        host.streams.open(stream)
+        raise
+    try:
+        await host.sio.emit("stream:stop", {"session_id": session.id, "message_id": stream.message_id, "by": conn.principal.id},
+                            to=stream.sid, namespace="/agents")
+    except Exception:
+        log.exception("stream:stop for %s could not be sent to its agent", stream.message_id)
+    return {"message": None if stored is None else {"id": stored.id, "seq": stored.seq, "ts": stored.ts}}
+
+
 async def context_list(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
     request = ContextList.model_validate(data)
     session = await member_session(host, conn, request.session_id)
     contexts = await host.store.list_contexts(session.id, conn.principal.id, utc_now())
     return {"contexts": [record.to_wire() for record in contexts]}
+
+
+async def agent_status(host: Host, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+    """``agent:status``: show the session what the agent is doing; kept in memory, never stored."""
+    request = SetStatus.model_validate(data)
+    session = await member_session(host, conn, request.session_id)
+    agent = conn.principal.member()
+    if host.connection(conn.sid, "/agents") is not conn:
+        raise HostError("protocol.not_connected")  # its clean-up has run: record nothing for it
+    if session.id not in conn.sessions:
+        # A session made after this socket connected: the agent is evidently
+        # online in it, and its status must lapse when this socket leaves.
+        conn.sessions.add(session.id)
+        if host.presence.arrive(session.id, agent, conn.sid):
+            await announce(host, session.id, agent, "online")
+    status = host.presence.set_status(session.id, agent, request.state, request.detail)
+    if status is None:  # the socket left while this event was in flight
+        raise HostError("protocol.not_connected")
+    await host.sio.emit(
+        "agent:status",
+        {"session_id": session.id, "agent": agent.model_dump(), "state": status.state, "detail": status.detail, "ts": status.ts},
+        room=session_room(session.id),
+        namespace="/chat",
+    )
+    return {}
 
 
 def namespace() -> NamespaceSpec:
@@ -244,6 +316,7 @@ def namespace() -> NamespaceSpec:
             "stream:chunk": stream_chunk,
             "stream:end": stream_end,
             "context:list": context_list,
+            "agent:status": agent_status,
         },
         admits=lambda principal: principal.kind == "agent",
         joined=joined,

@@ -115,6 +115,7 @@ async def join_session(host: Host, conn: Connection, data: dict[str, Any]) -> di
         "messages": [message.to_wire() for message in messages],
         "truncated": truncated,
         "streams": host.streams_of(session.id),
+        "agents": [status.to_wire() for status in host.presence.statuses(session.id)],
     }
 
 
@@ -222,6 +223,9 @@ async def left(host: Host, conn: Connection) -> None:
 
 
 def namespace() -> NamespaceSpec:
+    # Imported here: stream:stop ends an agent's stream, and agents.py imports this module.
+    from tkr_host.namespaces.agents import stream_stop
+
     return NamespaceSpec(
         path="/chat",
         events={
@@ -233,6 +237,7 @@ def namespace() -> NamespaceSpec:
             "message:send": send_message,
             "message:history": history,
             "message:receipt": receipt,
+            "stream:stop": stream_stop,
         },
         joined=joined,
         left=left,
