@@ -15,6 +15,7 @@ from typing import Any
 from quart import Blueprint, Quart, Response
 
 from tkr_web.assets import MEDIA_TYPES, VENDOR, Assets
+from tkr_web.offline import worker_script
 
 #: A year: only for URLs that hold a content hash.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -31,6 +32,7 @@ def content_security_policy(img_src: list[str]) -> str:
             # 'self' covers ws:// and wss:// to the same host in CSP Level 3 browsers.
             "connect-src 'self'",
             "manifest-src 'self'",
+            "worker-src 'self'",
             "base-uri 'none'",
             "form-action 'self'",
             "frame-ancestors 'none'",
@@ -80,11 +82,19 @@ def install(app: Quart, title: str, assets: Assets, renderer_types: list[str], i
     renderers = {t: assets.url(f"renderers/{t}", next(iter(assets.mounts[f"renderers/{t}"].files)))
                  for t in renderer_types if f"renderers/{t}" in assets.mounts}
     page = render_page(title, assets, renderers)
+    worker = worker_script(assets, list(renderers.values()))
 
     @routes.get("/")
     async def index() -> Response:
         # The page names hashed assets, so it must never be cached itself.
         return Response(page, status=200, content_type="text/html; charset=utf-8",
+                        headers={**headers, "Cache-Control": "no-cache"})
+
+    @routes.get("/sw.js")
+    async def service_worker() -> Response:
+        # At the root, so that its scope covers the page; never cached, so a
+        # new deployment's worker is found on the next visit.
+        return Response(worker, status=200, content_type="text/javascript; charset=utf-8",
                         headers={**headers, "Cache-Control": "no-cache"})
 
     async def static(filename: str) -> Any:

@@ -68,10 +68,15 @@ async function boot() {
   } catch {
     queue = new MemoryQueue(); // private windows without IndexedDB: the queue lasts as long as the page
   }
-  const client = new TkrClient({ url: location.origin, token: credential, Manager, queue });
+  // Retries are spread up to 10 s apart: long enough not to hammer a host
+  // that is coming back, short enough that a person waiting is not kept long.
+  const client = new TkrClient({ url: location.origin, token: credential, Manager, queue, backoff: { baseMs: 500, capMs: 10_000 } });
   window.tkrClient = client; // for the console and for browser tests
-  startChat(client, markdown);
+  const chat = startChat(client, markdown);
   await client.start();
+  chat.openFromUrl();
+  // The worker keeps the page and its modules, so a reload while the host is down still opens.
+  navigator.serviceWorker?.register("/sw.js").catch((error) => console.warn("no offline page:", error));
 }
 
 function startChat(client, markdown) {
@@ -103,12 +108,18 @@ function startChat(client, markdown) {
     const agents = await client.agents();
     if (agents.ok) onlineAgents = new Set((agents.agents ?? []).filter((a) => a.online !== false).map((a) => a.id));
     const ack = await client.join(sessionId);
-    if (!ack.ok && activeId === sessionId) {
+    redraw(true);
+    if (!ack.ok && ack.error.code !== "protocol.offline" && activeId === sessionId) {
       notices.show(ack.error);
       if (ack.error.code === "not_found.session" || ack.error.code === "permission.not_member") close();
       return;
     }
     redraw(true);
+  }
+
+  function openFromUrl() {
+    const wanted = new URL(location.href).searchParams.get("session");
+    if (wanted && !activeId) void open(wanted);
   }
 
   function close() {
@@ -125,8 +136,9 @@ function startChat(client, markdown) {
     const state = activeId && client.session(activeId);
     if (!state) return;
     const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
-    $("#chat-title").textContent = state.session.title || "Untitled";
-    document.title = `${state.session.title || "Chat"} · ${data.title}`;
+    const title = state.session.title || sessions.titleOf(activeId) || "Conversation";
+    $("#chat-title").textContent = title;
+    document.title = `${title} · ${data.title}`;
     const added = messages.update();
     $("#load-older").hidden = !state.hasOlder;
     drawPresence(state, client, onlineAgents);
@@ -153,10 +165,7 @@ function startChat(client, markdown) {
   client.on("state", ({ state, error }) => {
     if (state === "online" && !listedOnce) {
       listedOnce = true;
-      void sessions.refresh().then(() => {
-        const wanted = new URL(location.href).searchParams.get("session");
-        if (wanted && !activeId) void open(wanted);
-      });
+      void sessions.refresh().then(openFromUrl);
     } else if (state === "online") {
       void sessions.refresh();
     }
@@ -225,6 +234,7 @@ function startChat(client, markdown) {
     location.replace(location.pathname);
   });
   document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && redraw());
+  return { openFromUrl };
 }
 
 boot().catch((error) => {

@@ -5,6 +5,16 @@
 import { $, avatar, h, shortTime } from "./dom.js";
 import { renderArtifacts, renderHistory, stateBadge } from "./cards.js";
 
+const CACHE_KEY = "tkr.sessions";
+
+function readCache() {
+  try {
+    return JSON.parse(sessionStorage.getItem(CACHE_KEY) ?? "[]");
+  } catch {
+    return [];
+  }
+}
+
 export class SessionList {
   constructor({ client, onOpen, notices }) {
     this.client = client;
@@ -12,7 +22,8 @@ export class SessionList {
     this.notices = notices;
     this.list = $("#session-list");
     this.empty = $("#sessions-empty");
-    this.sessions = [];
+    // The last list read, so that the sidebar shows while the host is down.
+    this.sessions = readCache();
     this.activeId = null;
     this.dialog = $("#new-session-dialog");
     for (const button of [$("#new-session"), $("#welcome-new")]) button.addEventListener("click", () => void this.openDialog());
@@ -21,6 +32,7 @@ export class SessionList {
       event.preventDefault();
       void this.create();
     });
+    this.draw();
   }
 
   async refresh() {
@@ -30,12 +42,27 @@ export class SessionList {
     this.draw();
   }
 
+  _remember() {
+    try {
+      sessionStorage.setItem(CACHE_KEY, JSON.stringify(this.sessions.slice(0, 100)));
+    } catch {
+      // Storage full or denied: the list is only a convenience while offline.
+    }
+  }
+
   /** Add or update one session (after create, or when its state changed). */
   upsert(session) {
     const index = this.sessions.findIndex((s) => s.id === session.id);
+    const known = this.sessions[index];
+    if (!session.title && !known) return; // a session not read yet (joined from the address bar)
+    if (known && known.title === (session.title || known.title) && known.last_seq === session.last_seq) return;
     if (index === -1) this.sessions.unshift(session);
-    else this.sessions[index] = { ...this.sessions[index], ...session };
+    else this.sessions[index] = { ...known, ...session, title: session.title || known.title };
     this.draw();
+  }
+
+  titleOf(sessionId) {
+    return this.sessions.find((s) => s.id === sessionId)?.title;
   }
 
   setActive(sessionId) {
@@ -45,6 +72,7 @@ export class SessionList {
 
   draw() {
     const items = [...this.sessions].sort((a, b) => (b.last_seq ?? 0) - (a.last_seq ?? 0) || String(b.created_at).localeCompare(String(a.created_at)));
+    this._remember();
     this.list.replaceChildren(...items.map((session) => {
       const agents = (session.members ?? []).filter((m) => m.kind === "agent").map((m) => m.id);
       const active = session.id === this.activeId;

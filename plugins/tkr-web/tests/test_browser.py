@@ -1,0 +1,258 @@
+"""The web chat in a real Chromium, against a real host and the example echo agent.
+
+Names come from the issue's "Fixed names" (the data-testid attributes) and the
+expected behaviour from PROTOCOL.md 1.1 and docs/web.md. Every wait is on a
+condition in the page or the host; none is a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+
+from tkr_host.testing import TEST_JWT_SECRET, make_token
+
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+STATUS = '[data-testid="connection-status"]'
+MESSAGE = '[data-testid="message"]'
+
+
+WebHost = Any  # the web_host fixture's object (conftest.py; not importable under --import-mode=importlib)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save a screenshot under tests/screenshots/ (git-ignored)."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    path = SCREENSHOTS / f"{name}-{'phone' if width < 700 else 'desktop'}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def sign_in(page: Any, host: WebHost, sub: str = "alice") -> str:
+    token = make_token(sub, ttl=3600, name=sub.title())
+    page.goto(f"{host.url}/#token={token}")
+    page.wait_for_selector(f'{STATUS}[data-state="online"]')
+    return token
+
+
+def new_session(page: Any, title: str, agents: tuple[str, ...] = ()) -> str:
+    page.click("#new-session") if page.is_visible("#new-session") else page.click("#welcome-new")
+    page.fill("#session-title", title)
+    if agents:
+        for agent in agents:
+            page.wait_for_selector(f'#agent-picker input[value="{agent}"]')
+            page.check(f'#agent-picker input[value="{agent}"]')
+    else:
+        page.wait_for_selector("#agent-picker li:not(.picker-loading), #agents-empty:not([hidden])")
+        for box in page.query_selector_all('#agent-picker input[type="checkbox"]'):
+            box.uncheck()
+    page.click('#new-session-form button[type="submit"]')
+    page.wait_for_selector('#composer-form:not([hidden])')
+    item = page.wait_for_selector('[data-testid="session-item"][aria-current="true"]')
+    session_id: str = item.get_attribute("data-session-id")
+    return session_id
+
+
+def send(page: Any, text: str) -> None:
+    page.fill('[data-testid="composer"]', text)
+    page.press('[data-testid="composer"]', "Enter")
+
+
+def echo_reply(page: Any) -> Any:
+    return page.wait_for_selector(f'{MESSAGE}[data-sender="echo"]:not([data-streaming])[data-seq]:not([data-seq=""])')
+
+
+LONG = " ".join(f"word{i}" for i in range(24))
+
+
+def test_the_fragment_signs_in_and_leaves_the_address_bar(web_host, page, viewport):
+    token = sign_in(page, web_host)
+    assert "#" not in page.url and token not in page.url
+    assert page.evaluate("sessionStorage.getItem('tkr.credential')") == token
+    assert page.text_content(STATUS).strip().startswith("Online")
+    screenshot(page, "signed-in")
+
+
+def test_a_reply_from_echo_streams_in(web_host, echo_agent, page, viewport):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Echo test", ("echo",))
+    send(page, "hello **there** " + " ".join(f"w{i}" for i in range(8)))
+    mine = page.wait_for_selector(f'{MESSAGE}[data-sender="alice"][data-state="sent"], {MESSAGE}[data-sender="alice"][data-state="read"], '
+                                  f'{MESSAGE}[data-sender="alice"][data-state="delivered"]')
+    assert mine.get_attribute("data-seq") == "1"
+    streaming = page.wait_for_selector(f'{MESSAGE}[data-streaming="true"]')
+    assert streaming.query_selector('[data-testid="stop-stream"]') is not None
+    page.wait_for_selector('.agent-activity')  # agent:status "thinking" under the conversation
+    screenshot(page, "streaming")
+    reply = echo_reply(page)
+    # The echo agent's streamed reply is stored as plain text, so it shows as typed.
+    assert reply.inner_text().count("echo: hello **there** w0") == 1
+    assert mine.query_selector("strong").inner_text() == "there"  # what the page sends is Markdown
+    stored = web_host.history(session_id, token)
+    assert [m["sender"]["id"] for m in stored] == ["alice", "echo"]
+    screenshot(page, "echo-reply")
+
+
+def test_a_reload_during_a_stream_carries_on_and_completes_once(web_host, echo_agent, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Reload", ("echo",))
+    send(page, LONG)
+    page.wait_for_function("() => (document.querySelector('[data-streaming=\"true\"]')?.innerText ?? '').includes('word3')")
+    page.reload()
+    page.wait_for_selector(f'{STATUS}[data-state="online"]')
+    # The join hands over the stream so far; later chunks extend it.
+    page.wait_for_selector(f'{MESSAGE}[data-streaming="true"]')
+    reply = echo_reply(page)
+    assert reply.inner_text().count(f"echo: {LONG}") == 1
+    assert len(page.query_selector_all(f'{MESSAGE}[data-sender="echo"]')) == 1
+    replies = [m for m in web_host.history(session_id, token) if m["sender"]["id"] == "echo"]
+    assert len(replies) == 1 and replies[0]["payload"]["text"] == f"echo: {LONG}" and replies[0]["status"] == "complete"
+    screenshot(page, "reloaded-stream")
+
+
+def test_stop_ends_the_reply_as_stopped(web_host, echo_agent, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Stop", ("echo",))
+    send(page, LONG)
+    page.wait_for_selector('[data-testid="stop-stream"]').click()
+    stopped = page.wait_for_selector(f'{MESSAGE}[data-sender="echo"][data-status="stopped"]')
+    assert stopped.get_attribute("data-streaming") is None
+    assert "Stopped" in stopped.inner_text()
+    replies = [m for m in web_host.history(session_id, token) if m["sender"]["id"] == "echo"]
+    assert len(replies) == 1 and replies[0]["status"] == "stopped"
+    assert len(replies[0]["payload"]["text"]) < len(f"echo: {LONG}")
+    screenshot(page, "stopped")
+
+
+def test_messages_typed_while_the_host_is_down_are_queued_kept_over_a_reload_and_stored_once_in_order(web_host, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Offline")
+    # The page must open with the host down: wait for its worker to hold it.
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    wait_until(lambda: page.evaluate("navigator.serviceWorker.controller !== null") or page.reload() or False, what="the service worker")
+    page.wait_for_selector(f'{STATUS}[data-state="online"]')
+    web_host.kill()
+    page.wait_for_selector(f'{STATUS}[data-state="reconnecting"]')
+    wait_until(lambda: re.search(r"Reconnecting (in \d+ s )?\(attempt \d+\)", page.text_content(STATUS)), what="the reconnecting text")
+    for text in ("first", "second", "third"):
+        send(page, text)
+    page.wait_for_selector('[data-testid="queued-count"][data-count="3"]')
+    assert page.text_content('[data-testid="queued-count"]').strip() == "3 queued"
+    assert page.eval_on_selector_all(f'{MESSAGE}[data-state="queued"]', "els => els.map(e => e.dataset.seq)") == ["", "", ""]
+    screenshot(page, "queued")
+    page.reload()
+    page.wait_for_selector('[data-testid="queued-count"][data-count="3"]')
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"message\"][data-state=\"queued\"]').length === 3")
+    assert page.eval_on_selector_all(f'{MESSAGE}[data-state="queued"] .message-body', "els => els.map(e => e.innerText.trim())") == ["first", "second", "third"]
+    screenshot(page, "queued-after-reload")
+    web_host.start()
+    page.wait_for_selector(f'{STATUS}[data-state="online"]', timeout=30_000)
+    page.wait_for_selector('[data-testid="queued-count"][data-count="0"]', state="attached")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"message\"][data-state=\"queued\"]').length === 0")
+    stored = web_host.history(session_id, token)
+    assert [m["payload"]["text"] for m in stored] == ["first", "second", "third"]
+    assert len({m["client_id"] for m in stored}) == 3
+    assert page.eval_on_selector_all(MESSAGE, "els => els.map(e => e.dataset.seq)") == ["1", "2", "3"]
+    screenshot(page, "queue-drained")
+
+
+XSS = [
+    '<img src=x onerror="window.__xss = 1">',
+    "[click me](javascript:window.__xss=2)",
+    "<script>window.__xss = 3</script>",
+    '<a href="javascript:window.__xss=4" onclick="window.__xss=5">link</a>',
+    "![pic](javascript:window.__xss=6)",
+]
+
+
+def test_an_xss_payload_from_another_member_stays_inert(web_host, page):
+    sign_in(page, web_host)
+    session_id = new_session(page, "XSS")
+    alice = socketio.Client(reconnection=False)
+    alice.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("alice", secret=TEST_JWT_SECRET)}, transports=["websocket"])
+    alice.call("session:invite", {"session_id": session_id, "member": {"id": "mallory", "kind": "user"}}, namespace="/chat")
+    alice.disconnect()
+    mallory = socketio.Client(reconnection=False)
+    mallory.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("mallory")}, transports=["websocket"])
+    try:
+        for index, text in enumerate(XSS):
+            ack = mallory.call("message:send", {"session_id": session_id, "client_id": f"x-{index}", "type": "text", "payload": {"text": text}},
+                               namespace="/chat")
+            assert ack["ok"], ack
+    finally:
+        mallory.disconnect()
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=\"message\"][data-sender=\"mallory\"]').length === {len(XSS)}")
+    for link in page.query_selector_all(f'{MESSAGE}[data-sender="mallory"] a'):
+        link.click(modifiers=[])
+    # A sentinel round trip after the clicks: anything they could run has run.
+    assert page.evaluate("new Promise((resolve) => setTimeout(() => resolve(window.__xss ?? null), 0))") is None
+    dangerous = page.evaluate("""() => [...document.querySelectorAll('#message-list *')].flatMap((el) =>
+        [...el.attributes].filter((a) => /^on/i.test(a.name) || /^\\s*javascript:/i.test(a.value)).map((a) => el.tagName + ' ' + a.name))""")
+    assert dangerous == []
+    assert page.query_selector("#message-list script") is None
+    screenshot(page, "xss-inert")
+
+
+@pytest.mark.web_config("[plugins.ratelimit]\nmessages_per_second = 0.25\nmessage_burst = 1\n")
+def test_a_rate_limit_error_shows_its_hint_and_a_countdown(web_host, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Limits")
+    send(page, "one")
+    send(page, "two")
+    notice = page.wait_for_selector('[data-testid="error"][data-code="rate_limit.exceeded"]')
+    text = notice.inner_text()
+    assert re.search(r"Retrying in \d+ s", text), text
+    assert "{" not in text and "Traceback" not in text
+    hint = notice.query_selector(".notice-hint").inner_text()
+    assert hint.strip()
+    screenshot(page, "rate-limited")
+    # The queue waits for retry_after, then sends; both are stored once, in order.
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"message\"][data-state=\"queued\"]').length === 0", timeout=30_000)
+    assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["one", "two"]
+
+
+def test_an_expired_credential_signs_out_with_a_reason(web_host, page):
+    page.goto(f"{web_host.url}/#token={make_token('alice', ttl=-120)}")
+    page.wait_for_selector(f'{STATUS}[data-state="signed-out"]')
+    reason = page.wait_for_selector("#signin-reason:not([hidden])").inner_text()
+    assert "expired" in reason.lower()
+    assert page.is_visible("#signin-form")
+    screenshot(page, "signed-out")
+
+
+def test_the_sign_in_form_takes_a_token(web_host, page, viewport):
+    page.goto(web_host.url)
+    page.wait_for_selector("#signin-form")
+    screenshot(page, "sign-in-form")
+    page.fill("#credential", make_token("alice"))
+    page.click('#signin-form button[type="submit"]')
+    page.wait_for_selector(f'{STATUS}[data-state="online"]')
+
+
+def test_poll_votes_are_clickable_through_the_renderer_hook(web_host, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Lunch")
+    page.evaluate("""(sid) => window.tkrClient.send(sid, {type: 'poll', payload: {action: 'open', poll_id: 'lunch',
+        question: 'Where do we eat?', options: ['pizza', 'sushi', 'tacos']}})""", session_id)
+    page.wait_for_selector('.poll-option >> text=sushi').click()
+    page.wait_for_selector('.poll-option[data-voted="true"] >> text=sushi')
+    page.wait_for_function("() => document.querySelector('.poll-option[data-index=\"1\"] .poll-count')?.innerText.trim() === '1'")
+    votes = [m for m in web_host.history(session_id, token) if m["type"] == "poll" and m["payload"]["action"] == "vote"]
+    assert [v["payload"]["option"] for v in votes] == [1]
+    screenshot(page, "poll")
