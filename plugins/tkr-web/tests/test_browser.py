@@ -52,7 +52,9 @@ def sign_in(page: Any, host: WebHost, sub: str = "alice") -> str:
 
 
 def new_session(page: Any, title: str, agents: tuple[str, ...] = ()) -> str:
-    page.click("#new-session") if page.is_visible("#new-session") else page.click("#welcome-new")
+    if page.viewport_size["width"] < 760:
+        page.click("#sidebar-toggle")  # at a phone's width the list slides in
+    page.click("#new-session")
     page.fill("#session-title", title)
     if agents:
         for agent in agents:

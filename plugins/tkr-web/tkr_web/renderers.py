@@ -28,7 +28,7 @@ class RendererSpecs:
     """The hook tkr-web adds to the host's plugin manager."""
 
     @hookspec
-    def web_renderers(self) -> list[dict[str, Any]] | None:  # type: ignore[empty-body]
+    def web_renderers(self) -> list[dict[str, Any]] | None:
         """Name the browser modules that draw a plugin's message types on the web page.
 
         :return: a list of ``{"type": <message type>, "module": <path of an ES module file>}``,

@@ -2,7 +2,7 @@
 // Every module URL comes from data-* attributes of <html> (hashed, served by
 // tkr-web), so the page needs no inline script.
 
-import { $, h } from "./dom.js";
+import { $, avatar, h } from "./dom.js";
 import { makeRenderer } from "./markdown.js";
 import { MessageList } from "./messages.js";
 import { SessionList, drawPresence, drawTasks } from "./panels.js";
@@ -84,6 +84,7 @@ function startChat(client, markdown) {
   shell.dataset.view = "chat";
   $("#account").hidden = false;
   $("#me-name").textContent = client.me?.name ?? "Signed in";
+  $("#me-avatar").replaceWith(avatar(client.me?.id ?? "?", client.me?.kind));
   new StatusView(client);
   const localIds = new Set();
   const renderers = new RendererRegistry(JSON.parse(data.renderers || "{}"), { client, markdown });
@@ -242,4 +243,4 @@ boot().catch((error) => {
   notices.show({ code: "internal.page", severity: "critical", recoverable: false, message: "The page could not start.", hint: "Reload the page; if it happens again, tell whoever runs this host." });
 });
 
-export { h };
+

@@ -117,7 +117,13 @@ export class MessageList {
       body.append(node);
     } else if (message.type === "text") {
       body.append(this.markdown(message.payload?.text ?? "", message.payload?.format ?? "markdown"));
-      if (streaming) body.append(h("span", { className: "caret", attrs: { "aria-hidden": "true" } }));
+      if (streaming) {
+        // The caret goes at the end of the last block, right after the text.
+        const caret = h("span", { className: "caret", attrs: { "aria-hidden": "true" } });
+        let last = body.lastElementChild;
+        while (last?.lastElementChild && !["PRE", "CODE", "TABLE"].includes(last.tagName)) last = last.lastElementChild;
+        (last && ["P", "LI", "H1", "H2", "H3", "H4", "BLOCKQUOTE"].includes(last.tagName) ? last : body).append(caret);
+      }
     } else if (message.type === "context") {
       body.append(renderContext(message));
     } else if (message.type === "task") {
