@@ -146,9 +146,8 @@ def test_messages_typed_while_the_host_is_down_are_queued_kept_over_a_reload_and
     token = sign_in(page, web_host)
     session_id = new_session(page, "Offline")
     # The page must open with the host down: wait for its worker to hold it.
-    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    wait_until(lambda: page.evaluate("navigator.serviceWorker.controller !== null") or page.reload() or False, what="the service worker")
-    page.wait_for_selector(f'{STATUS}[data-state="online"]')
+    # The worker fills its cache before it activates and claims the page.
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
     web_host.kill()
     page.wait_for_selector(f'{STATUS}[data-state="reconnecting"]')
     wait_until(lambda: re.search(r"Reconnecting (in \d+ s )?\(attempt \d+\)", page.text_content(STATUS)), what="the reconnecting text")
@@ -174,6 +173,35 @@ def test_messages_typed_while_the_host_is_down_are_queued_kept_over_a_reload_and
     screenshot(page, "queue-drained")
 
 
+def invite(host: WebHost, session_id: str, member: str) -> None:
+    """alice invites ``member``: the page has no invite control, so a Socket.IO client does it."""
+    alice = socketio.Client(reconnection=False)
+    alice.connect(host.url, namespaces=["/chat"], auth={"token": make_token("alice", secret=TEST_JWT_SECRET)}, transports=["websocket"])
+    try:
+        ack = alice.call("session:invite", {"session_id": session_id, "member": {"id": member, "kind": "user"}}, namespace="/chat")
+        assert ack["ok"], ack
+    finally:
+        alice.disconnect()
+
+
+def test_a_message_seen_by_another_member_shows_as_read(web_host, page, browser):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Receipts")
+    invite(web_host, session_id, "bob")
+    bob = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    try:
+        bob.goto(f"{web_host.url}/?session={session_id}#token={make_token('bob')}")
+        bob.wait_for_selector(f'{STATUS}[data-state="online"]')
+        bob.wait_for_selector('#composer-form:not([hidden])')
+        send(page, "did you see this?")
+        bob.wait_for_selector(f'{MESSAGE}[data-sender="alice"] >> text=did you see this?')
+        page.wait_for_selector(f'{MESSAGE}[data-sender="alice"][data-state="read"]')
+        assert "Read" in page.inner_text(f'{MESSAGE}[data-sender="alice"] .message-footer')
+        screenshot(page, "read")
+    finally:
+        bob.context.close()
+
+
 XSS = [
     '<img src=x onerror="window.__xss = 1">',
     "[click me](javascript:window.__xss=2)",
@@ -186,10 +214,7 @@ XSS = [
 def test_an_xss_payload_from_another_member_stays_inert(web_host, page):
     sign_in(page, web_host)
     session_id = new_session(page, "XSS")
-    alice = socketio.Client(reconnection=False)
-    alice.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("alice", secret=TEST_JWT_SECRET)}, transports=["websocket"])
-    alice.call("session:invite", {"session_id": session_id, "member": {"id": "mallory", "kind": "user"}}, namespace="/chat")
-    alice.disconnect()
+    invite(web_host, session_id, "mallory")
     mallory = socketio.Client(reconnection=False)
     mallory.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("mallory")}, transports=["websocket"])
     try:
