@@ -114,7 +114,9 @@ export class Connection extends Emitter {
     this.attempt = 0;
     this.nextRetryAt = null;
     this.lastError = null;
-    if (!this.tasks.connected) this.tasks.connect();
+    // Not tasks.connect() again here: while /tasks is still connecting, a second
+    // connect() sends a second CONNECT packet, and the host then holds two /tasks
+    // sockets for one client, whose acks go astray.
     this._set("online");
   }
 

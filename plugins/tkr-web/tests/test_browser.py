@@ -202,6 +202,37 @@ def test_a_message_seen_by_another_member_shows_as_read(web_host, page, browser)
         bob.context.close()
 
 
+def test_context_shows_as_a_chip_and_tasks_as_cards_followed_in_the_side_panel(web_host, page, viewport):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Release")
+    other = socketio.Client(reconnection=False)
+    other.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("alice")}, transports=["websocket"])
+    sends = [
+        ("context", {"context_id": "brief", "data": {"goal": "Ship 1.2", "due": "Friday"}}),
+        ("task", {"task_id": "notes", "action": "create", "title": "Write the release notes", "description": "Everything since 1.1"}),
+        ("task", {"task_id": "notes", "action": "update", "state": "working", "status_text": "Drafting"}),
+        ("task", {"task_id": "notes", "action": "update", "artifact": {"artifact_id": "draft", "name": "notes.md",
+                                                                        "parts": [{"kind": "text", "text": "**1.2**: faster joins"}]}}),
+    ]
+    try:
+        for index, (kind, payload) in enumerate(sends):
+            ack = other.call("message:send", {"session_id": session_id, "client_id": f"t-{index}", "type": kind, "payload": payload}, namespace="/chat")
+            assert ack["ok"], ack
+    finally:
+        other.disconnect()
+    chip = page.wait_for_selector(".context-chip")
+    assert "Context · brief" in chip.inner_text()
+    chip.click()  # it opens to show the data
+    page.wait_for_selector(".context-chip[open] >> text=Ship 1.2")
+    page.wait_for_function("() => document.querySelectorAll('.task-card').length === 3")
+    page.click("#toggle-tasks")
+    item = page.wait_for_selector('#tasks-panel .task-item[data-task-id="notes"]')
+    page.wait_for_function("() => document.querySelector('#tasks-panel .task-item .task-state')?.innerText === 'Working'")
+    assert "notes.md" in item.inner_text() and "Drafting" in item.inner_text()
+    assert len(item.query_selector_all(".task-history li")) >= 2  # submitted, then working
+    screenshot(page, "tasks")
+
+
 XSS = [
     '<img src=x onerror="window.__xss = 1">',
     "[click me](javascript:window.__xss=2)",

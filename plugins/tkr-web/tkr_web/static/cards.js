@@ -38,7 +38,7 @@ export function renderContext(message) {
   return h(
     "details",
     { className: "context-chip" },
-    h("summary", {}, h("span", { className: "chip-icon", attrs: { "aria-hidden": "true" } }, "⧉"), h("span", {}, `Context · ${id ?? "shared"}`),
+    h("summary", {}, h("span", { className: "chip-icon", attrs: { "aria-hidden": "true" } }), h("span", {}, `Context · ${id ?? "shared"}`),
       h("span", { className: "chip-sub" }, `${keys.length} ${keys.length === 1 ? "field" : "fields"}${targets?.length ? ` · for ${targets.join(", ")}` : ""}${ttl ? ` · ${Math.round(ttl / 60)} min` : ""}`)),
     fields(data),
   );
@@ -73,14 +73,17 @@ export function renderHistory(history) {
 /** `task`: the task as the message says it, brought up to date by /tasks when followed. */
 export function renderTask(message, task, markdown) {
   const payload = message.payload ?? {};
-  const current = task ?? {};
-  const state = current.state ?? payload.state ?? (payload.action === "create" ? "submitted" : undefined);
+  // The card of the `create` message follows the task as /tasks reports it; an
+  // update's card shows what that update changed.
+  const live = payload.action === "create";
+  const current = live ? task ?? {} : {};
+  const state = live ? current.state ?? "submitted" : payload.state ?? (payload.action === "cancel" ? "canceled" : undefined);
   const actionLabel = { create: "New task", update: "Task update", cancel: "Task canceled" }[payload.action] ?? "Task";
   return h(
     "div",
     { className: "task-card" },
-    h("div", { className: "task-top" }, h("span", { className: "task-kind" }, actionLabel), stateBadge(state)),
-    h("div", { className: "task-title" }, current.title ?? payload.title ?? payload.task_id),
+    h("div", { className: "task-top" }, h("span", { className: "task-kind" }, actionLabel), state ? stateBadge(state) : null),
+    h("div", { className: "task-title" }, current.title ?? payload.title ?? task?.title ?? payload.task_id),
     payload.description ? h("p", { className: "task-description" }, payload.description) : null,
     payload.status_text || current.status_text ? h("p", { className: "task-status" }, payload.status_text ?? current.status_text) : null,
     current.assignee ?? payload.assignee ? h("p", { className: "task-assignee" }, `Assigned to ${current.assignee ?? payload.assignee}`) : null,
