@@ -152,6 +152,47 @@ describe("against one host", () => {
   });
 });
 
+describe("tasks and the browser's network state", () => {
+  const host = new TestHost();
+  before(() => host.start());
+  after(() => host.close());
+
+  test("a task message is followed through /tasks: the whole task first, then every change", async () => {
+    const alice = client(host, "alice");
+    await alice.start();
+    await waitFor(() => alice.state === "online");
+    const sessionId = (await alice.createSession({ title: "tasks" })).session.id;
+    const other = await rawSocket(host, host.token("alice"));
+    const send = (client_id, payload) => other.emitWithAck("message:send", { session_id: sessionId, client_id, type: "task", payload });
+    assert.ok((await send("t1", { task_id: "t", action: "create", title: "Write" })).ok);
+    const tasks = alice.session(sessionId).tasks;
+    await waitFor(() => tasks.get("t")?.history?.length === 1, { what: "the task from /tasks" });
+    assert.ok((await send("t2", { task_id: "t", action: "update", state: "working" })).ok);
+    await waitFor(() => tasks.get("t")?.state === "working", { what: "the update from /tasks" });
+    assert.deepEqual(tasks.get("t").history.map((step) => step.state), ["submitted", "working"]);
+    other.disconnect();
+  });
+
+  test("offline while the browser says so; back online, it connects without waiting for the backoff", async () => {
+    const network = new EventTarget();
+    let online = true;
+    const alice = client(host, "alice", { isOnline: () => online, window: network, backoff: { baseMs: 60_000, capMs: 60_000 } });
+    await alice.start();
+    await waitFor(() => alice.state === "online");
+    const sessionId = (await alice.createSession({ title: "network" })).session.id;
+    online = false;
+    network.dispatchEvent(new Event("offline"));
+    assert.equal(alice.state, "offline");
+    await alice.send(sessionId, { payload: { text: "while offline" } });
+    assert.equal(alice.queued.length, 1);
+    online = true;
+    network.dispatchEvent(new Event("online"));
+    await waitFor(() => alice.state === "online", { what: "online again at once" });
+    await waitFor(() => alice.queued.length === 0, { what: "the queue to drain" });
+    assert.deepEqual(texts(await host.history(host.token("alice"), sessionId)), ["while offline"]);
+  });
+});
+
 describe("offline queue and resume", () => {
   test("messages queued while the host is down survive a reload and are stored once, in order, after it is back", async () => {
     const host = new TestHost();
