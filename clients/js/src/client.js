@@ -32,8 +32,8 @@ export function principalFromToken(token) {
   const parts = String(token).split(".");
   if (parts.length !== 3) return null;
   try {
-    const json = atob(parts[1].replace(/-/g, "+").replace(/_/g, "/"));
-    const claims = JSON.parse(decodeURIComponent(escape(json)));
+    const bytes = Uint8Array.from(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")), (char) => char.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
     return typeof claims.sub === "string" ? { id: claims.sub, kind: claims.kind ?? "user", name: claims.name ?? claims.sub, exp: claims.exp } : null;
   } catch {
     return null;
@@ -118,7 +118,10 @@ export class TkrClient extends Emitter {
   async listSessions() {
     const ack = await this.call("session:list", {});
     if (ack.ok) {
-      for (const session of ack.sessions) this.sessions.get(session.id)?.session && Object.assign(this.sessions.get(session.id).session, session);
+      for (const session of ack.sessions) {
+        const held = this.sessions.get(session.id);
+        if (held) Object.assign(held.session, session);
+      }
       this.emit("sessions", { sessions: ack.sessions });
     }
     return ack;
