@@ -127,7 +127,9 @@ export class SessionList {
 /** Members with an online dot, and the agents' `agent:status` line. */
 export function drawPresence(state, client, onlineAgents) {
   const me = client.me?.id;
-  const members = state.session.members ?? [];
+  // Members the session held when read, and anyone presence has told of since (an invite).
+  const members = [...(state.session.members ?? [])];
+  for (const { member } of state.presence.values()) if (member && !members.some((m) => m.id === member.id)) members.push(member);
   $("#presence").replaceChildren(...members.map((member) => {
     const known = state.presence.get(member.id)?.state;
     const online = member.id === me || known === "online" || (known === undefined && member.kind === "agent" && onlineAgents.has(member.id));
