@@ -81,7 +81,7 @@ export class TkrClient extends Emitter {
     chat.on("receipt", (receipt) => this._withSession(receipt.session_id, (s) => s.receipt(receipt)));
     chat.on("presence", (p) => this._withSession(p.session_id, (s) => s.presence.set(p.member.id, p)));
     chat.on("agent:status", (status) => this._withSession(status.session_id, (s) => s.agentStatus.set(status.agent.id, status)));
-    chat.on("error", (error) => this.emit("notice", { error, sessionId: error?.details?.session_id }));
+    chat.on("error", (error) => this._error(error));
     tasks.on("task:update", ({ task }) => this._withSession(task?.session_id, (s) => s.tasks.set(task.task_id, task)));
     tasks.on("connect", () => this._resubscribeTasks());
   }
@@ -336,6 +336,10 @@ export class TkrClient extends Emitter {
         state.hasOlder = (ack.messages[0]?.seq ?? 1) > 1;
         if (state.contiguous === null) state.contiguous = ack.session.last_seq ?? 0;
       }
+      // Streams the host no longer has ended while we were away (an aborted
+      // reply with no text stores nothing); the join lists every open one.
+      const open = new Set((ack.streams ?? []).map((stream) => stream.message_id));
+      for (const id of state.streams.keys()) if (!open.has(id)) state.streams.delete(id);
       for (const stream of ack.streams ?? []) state.resumeStream(stream);
       for (const status of ack.agents ?? []) state.agentStatus.set(status.id, { agent: { id: status.id, kind: "agent" }, ...status });
       this._changed(state.id);
@@ -394,6 +398,15 @@ export class TkrClient extends Emitter {
     if (status === "read") state.receiptsSent.delivered.add(seq);
     const ack = await this.call("message:receipt", { session_id: sessionId, seq, status });
     if (!ack.ok) state.receiptsSent[status].delete(seq);
+  }
+
+  _error(error) {
+    const sessionId = error?.session_id ?? error?.details?.session_id;
+    // An aborted stream ends here; what arrived (if anything) follows as an `incomplete` message.
+    if (error?.code === "agent.stream_aborted" && error.details?.message_id) {
+      this._withSession(sessionId, (state) => state.streams.delete(error.details.message_id));
+    }
+    this.emit("notice", { error, sessionId });
   }
 
   // --- tasks --------------------------------------------------------------------

@@ -152,6 +152,32 @@ describe("against one host", () => {
   });
 });
 
+describe("streams that end badly", () => {
+  const host = new TestHost();
+  before(() => host.start());
+  after(() => host.close());
+
+  test("an agent cut off mid-stream: the stream ends, its text is kept as incomplete, the notice names the code", async () => {
+    const alice = client(host, "alice");
+    const notices = [];
+    alice.on("notice", ({ error }) => notices.push(error.code));
+    await alice.start();
+    await waitFor(() => alice.state === "online");
+    const sessionId = (await alice.createSession({ title: "aborted", agents: ["writer"] })).session.id;
+    const agent = await rawSocket(host, host.token("writer", { kind: "agent" }), "/agents");
+    const started = await agent.emitWithAck("stream:start", { session_id: sessionId, type: "text" });
+    await agent.emitWithAck("stream:chunk", { message_id: started.message_id, delta: "half a" });
+    const state = alice.session(sessionId);
+    await waitFor(() => state.streams.has(started.message_id), { what: "the stream" });
+    agent.disconnect();
+    await waitFor(() => state.messages().length === 1, { what: "the incomplete message" });
+    assert.equal(state.streams.size, 0);
+    assert.equal(state.messages()[0].status, "incomplete");
+    assert.equal(state.messages()[0].payload.text, "half a");
+    await waitFor(() => notices.includes("agent.stream_aborted"), { what: "the notice" });
+  });
+});
+
 describe("tasks and the browser's network state", () => {
   const host = new TestHost();
   before(() => host.start());
