@@ -316,3 +316,31 @@ def test_poll_votes_are_clickable_through_the_renderer_hook(web_host, page):
     votes = [m for m in web_host.history(session_id, token) if m["type"] == "poll" and m["payload"]["action"] == "vote"]
     assert [v["payload"]["option"] for v in votes] == [1]
     screenshot(page, "poll")
+
+
+def test_a_type_whose_renderer_cannot_load_shows_as_a_generic_card(web_host, page):
+    # The poll renderer's module is refused, as a broken plugin's would be.
+    page.route("**/static/renderers/poll/**", lambda route: route.abort())
+    sign_in(page, web_host)
+    session_id = new_session(page, "Generic")
+    page.evaluate("""(sid) => window.tkrClient.send(sid, {type: 'poll', payload: {action: 'open', poll_id: 'p',
+        question: 'Tea or coffee?', options: ['tea', 'coffee']}})""", session_id)
+    card = page.wait_for_selector(f'{MESSAGE}[data-type="poll"] .generic-card')
+    text = card.inner_text()
+    assert "poll" in text and "Tea or coffee?" in text
+    screenshot(page, "generic-card")
+
+
+def test_a_message_the_host_refuses_shows_as_failed_with_the_reason_and_can_be_discarded(web_host, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Refused")
+    send(page, "x" * 40_000)  # over the 32768 characters of a text payload
+    failed = page.wait_for_selector(f'{MESSAGE}[data-state="failed"]')
+    assert failed.get_attribute("data-seq") == ""
+    page.wait_for_selector('[data-testid="error"][data-code^="validation."]')
+    screenshot(page, "failed")
+    page.click(f'{MESSAGE}[data-state="failed"] >> text=Discard')
+    page.wait_for_selector(f'{MESSAGE}[data-state="failed"]', state="detached")
+    send(page, "short enough")
+    page.wait_for_selector(f'{MESSAGE}[data-state="sent"]')
+    assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["short enough"]

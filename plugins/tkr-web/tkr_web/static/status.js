@@ -57,6 +57,13 @@ export class StatusView {
   }
 }
 
+/** `details.fields` of a validation error, in words: the hint refers to them. */
+function fieldProblems(error) {
+  const fields = Array.isArray(error?.details?.fields) ? error.details.fields.slice(0, 5) : [];
+  const lines = fields.filter((f) => typeof f?.field === "string" && typeof f?.problem === "string");
+  return lines.length ? h("ul", { className: "notice-fields" }, lines.map((f) => h("li", {}, `${f.field}: ${f.problem}`))) : null;
+}
+
 /** Error notices: message, hint, a countdown when the error has retry_after. One per code. */
 export class Notices {
   constructor(container) {
@@ -74,7 +81,8 @@ export class Notices {
     const element = h(
       "div",
       { className: `notice severity-${error?.severity ?? "error"}`, dataset: { testid: "error", code }, attrs: { role: "alert" } },
-      h("div", { className: "notice-text" }, h("strong", { className: "notice-message" }, message), h("span", { className: "notice-hint" }, hint), countdown),
+      h("div", { className: "notice-text" }, h("strong", { className: "notice-message" }, message), h("span", { className: "notice-hint" }, hint),
+        fieldProblems(error), countdown),
       h("button", { className: "icon-button notice-close", type: "button", attrs: { "aria-label": "Dismiss" }, onclick: () => this.dismiss(code) }, "×"),
     );
     const until = typeof error?.retry_after === "number" && error.retry_after > 0 ? Date.now() + error.retry_after * 1000 : null;
