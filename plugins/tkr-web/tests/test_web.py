@@ -5,6 +5,7 @@ from __future__ import annotations
 import html.parser
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -101,7 +102,7 @@ async def test_hashed_assets_are_cached_long_and_other_names_are_not_served(tkr_
 
 async def test_the_npm_modules_are_the_ones_of_the_lockfile(tkr_host):
     _, page = await page_of(tkr_host)
-    lock = json.loads((__import__("pathlib").Path(__file__).parents[1] / "package-lock.json").read_text())
+    lock = json.loads((Path(__file__).parents[1] / "package-lock.json").read_text())
     version = lock["packages"]["node_modules/socket.io-client"]["version"]
     status, _, body = await fetch(f"{tkr_host.url}{page.root['data-socketio']}")
     assert status == 200 and f"Socket.IO v{version}".encode() in body[:200]
