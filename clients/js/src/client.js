@@ -82,7 +82,7 @@ export class TkrClient extends Emitter {
     chat.on("presence", (p) => this._withSession(p.session_id, (s) => s.presence.set(p.member.id, p)));
     chat.on("agent:status", (status) => this._withSession(status.session_id, (s) => s.agentStatus.set(status.agent.id, status)));
     chat.on("error", (error) => this._error(error));
-    tasks.on("task:update", ({ task }) => this._withSession(task?.session_id, (s) => s.tasks.set(task.task_id, task)));
+    tasks.on("task:update", ({ task }) => this._withSession(task?.session_id, (s) => s.taskUpdate(task)));
     tasks.on("connect", () => this._resubscribeTasks());
   }
 

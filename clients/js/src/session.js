@@ -115,6 +115,24 @@ export class SessionState {
     if ((RECEIPT_RANK[status] ?? -1) > RECEIPT_RANK[held]) this.receipts.set(message_id, status);
   }
 
+  /**
+   * A `task:update`. The snapshot a subscription starts with can arrive after
+   * a newer update (the host sends it to one socket, the updates to a room),
+   * so an older document never replaces a newer one: newer means made by a
+   * later message (`updated_by_message`, by its seq), else a longer history.
+   */
+  taskUpdate(task) {
+    const held = this.tasks.get(task.task_id);
+    if (held && this._taskAge(held) > this._taskAge(task)) return false;
+    this.tasks.set(task.task_id, task);
+    return true;
+  }
+
+  _taskAge(task) {
+    const seq = this.seqOfId.get(task.updated_by_message);
+    return seq !== undefined ? seq : (task.history?.length ?? 0) - 1e9;
+  }
+
   /** Stored messages, oldest first. */
   messages() {
     return [...this.bySeq.values()].sort((a, b) => a.seq - b.seq);

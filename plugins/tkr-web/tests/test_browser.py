@@ -318,8 +318,12 @@ def test_poll_votes_are_clickable_through_the_renderer_hook(web_host, page):
     screenshot(page, "poll")
 
 
-def test_a_type_whose_renderer_cannot_load_shows_as_a_generic_card(web_host, page):
-    # The poll renderer's module is refused, as a broken plugin's would be.
+def test_a_type_whose_renderer_cannot_load_shows_as_a_generic_card(web_host, browser):
+    # The poll renderer's module is refused, as a broken plugin's would be. No
+    # service worker here: its cache would serve the module past the route.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="block")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
     page.route("**/static/renderers/poll/**", lambda route: route.abort())
     sign_in(page, web_host)
     session_id = new_session(page, "Generic")
@@ -329,6 +333,7 @@ def test_a_type_whose_renderer_cannot_load_shows_as_a_generic_card(web_host, pag
     text = card.inner_text()
     assert "poll" in text and "Tea or coffee?" in text
     screenshot(page, "generic-card")
+    context.close()
 
 
 def test_a_message_the_host_refuses_shows_as_failed_with_the_reason_and_can_be_discarded(web_host, page):
