@@ -22,6 +22,7 @@ import { SessionState } from "./session.js";
 
 const RETRYABLE = (code) => code.startsWith("rate_limit.") || code === "store.unavailable";
 const GAP_WAIT_MS = 250;
+const TASK_SETTLE_MS = 150;
 
 function newClientId() {
   return `c-${globalThis.crypto.randomUUID()}`;
@@ -70,6 +71,7 @@ export class TkrClient extends Emitter {
     this._holdUntil = 0;
     this._holdTimer = null;
     this._gapTimers = new Map();
+    this._taskTimers = new Map();
     this.connection = new Connection({ url: this.url, token, Manager, ...rest });
     const { chat, tasks } = this.connection;
     this.connection.on("state", (snapshot) => {
@@ -100,7 +102,7 @@ export class TkrClient extends Emitter {
   stop() {
     this.connection.stop();
     clearTimeout(this._holdTimer);
-    for (const timer of this._gapTimers.values()) clearTimeout(timer);
+    for (const timer of [...this._gapTimers.values(), ...this._taskTimers.values()]) clearTimeout(timer);
   }
 
   // --- requests ---------------------------------------------------------------
@@ -414,21 +416,32 @@ export class TkrClient extends Emitter {
   _watchTask(state, message) {
     if (message.type !== "task" || !message.payload?.task_id) return;
     const taskId = message.payload.task_id;
-    if (state.tasks.has(taskId)) return;
-    state.tasks.set(taskId, { task_id: taskId, session_id: state.id, title: message.payload.title ?? taskId, state: "submitted", history: [], artifacts: [] });
-    void this._subscribeTask(state.id, taskId);
+    if (!state.tasks.has(taskId)) {
+      state.tasks.set(taskId, { task_id: taskId, session_id: state.id, title: message.payload.title ?? taskId, state: "submitted", history: [], artifacts: [] });
+      void this._taskCall("task:subscribe", state.id, taskId);
+    }
+    // Read the task again once its messages have settled: task:update events
+    // and task messages travel on different namespaces, in no common order,
+    // and the answer made after this message is at least as new as it.
+    const key = `${state.id}|${taskId}`;
+    clearTimeout(this._taskTimers.get(key));
+    this._taskTimers.set(key, setTimeout(async () => {
+      this._taskTimers.delete(key);
+      const ack = await this._taskCall("task:get", state.id, taskId);
+      if (ack.ok && ack.task) this._withSession(state.id, (s) => s.taskUpdate(ack.task));
+    }, TASK_SETTLE_MS));
   }
 
-  async _subscribeTask(sessionId, taskId) {
+  async _taskCall(event, sessionId, taskId) {
     const tasks = this.connection.tasks;
-    const ack = await this.call("task:subscribe", { session_id: sessionId, task_id: taskId }, tasks);
+    const ack = await this.call(event, { session_id: sessionId, task_id: taskId }, tasks);
     // A host on PROTOCOL.md 1.0 keys tasks by task_id alone.
-    if (!ack.ok && ack.error?.code?.startsWith("validation.")) return this.call("task:subscribe", { task_id: taskId }, tasks);
+    if (!ack.ok && ack.error?.code?.startsWith("validation.")) return this.call(event, { task_id: taskId }, tasks);
     return ack;
   }
 
   _resubscribeTasks() {
-    for (const state of this.sessions.values()) for (const taskId of state.tasks.keys()) void this._subscribeTask(state.id, taskId);
+    for (const state of this.sessions.values()) for (const taskId of state.tasks.keys()) void this._taskCall("task:subscribe", state.id, taskId);
   }
 
   // --- helpers --------------------------------------------------------------------

@@ -116,10 +116,12 @@ export class SessionState {
   }
 
   /**
-   * A `task:update`. The snapshot a subscription starts with can arrive after
-   * a newer update (the host sends it to one socket, the updates to a room),
-   * so an older document never replaces a newer one: newer means made by a
-   * later message (`updated_by_message`, by its seq), else a longer history.
+   * A `task:update` or `task:get` answer. The snapshot a subscription starts
+   * with can arrive after a newer update (the host sends it to one socket, the
+   * updates to a room), so an older document never replaces a newer one. Age
+   * is the seq of the message that made it (`updated_by_message`); a message
+   * not held yet is newer than every one held (messages arrive in seq order),
+   * and a document that names none (our placeholder) is the oldest.
    */
   taskUpdate(task) {
     const held = this.tasks.get(task.task_id);
@@ -129,8 +131,8 @@ export class SessionState {
   }
 
   _taskAge(task) {
-    const seq = this.seqOfId.get(task.updated_by_message);
-    return seq !== undefined ? seq : (task.history?.length ?? 0) - 1e9;
+    if (!task.updated_by_message) return -1;
+    return this.seqOfId.get(task.updated_by_message) ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** Stored messages, oldest first. */

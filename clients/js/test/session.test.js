@@ -38,3 +38,11 @@ test("an older task document never replaces a newer one", () => {
   assert.ok(state.taskUpdate({ task_id: "t", state: "working", updated_by_message: "m3", history: [{}, {}], artifacts: [{}] }));
   assert.equal(state.tasks.get("t").artifacts.length, 1);
 });
+
+test("a task document made by a message not held yet is newer than every held one", () => {
+  const state = new SessionState({ id: "s", members: [], last_seq: 0 });
+  state.ingest(message(1));
+  assert.ok(state.taskUpdate({ task_id: "t", state: "working", updated_by_message: "m-not-yet", history: [{}, {}] }));
+  assert.equal(state.taskUpdate({ task_id: "t", state: "submitted", updated_by_message: "m1", history: [{}] }), false);
+  assert.equal(state.tasks.get("t").state, "working");
+});
