@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 CONFIG ?= $(if $(wildcard config.toml),config.toml,config.example.toml)
 PLUGINS := $(sort $(wildcard plugins/tkr-*))
 STAMP := $(VENV)/.installed
+#: npm modules installed from lockfiles (see the rules below).
+WEB_NODE := plugins/tkr-web/node_modules/.installed
+CLIENT_JS_NODE := clients/js/node_modules/.installed
 CLIENT := clients/python
 #: Where `make run` starts the host (the bind of config.example.toml); the echo agent connects here.
 RUN_URL ?= http://127.0.0.1:8000
@@ -32,9 +35,11 @@ var/echo-token: var/jwt-secret
 	@echo "Made a development credential for the agent echo in var/echo-token (git-ignored)."
 
 # The host and the echo agent; Ctrl-C stops both (the trap ends the agent whichever way the host stops).
-run: $(STAMP) var/jwt-secret var/echo-token
+run: $(STAMP) var/jwt-secret var/echo-token $(WEB_NODE)
 	@echo "tkr-host on $(RUN_URL), with the agent echo — mint a token in another shell with:"
 	@echo "  TKR_JWT_SECRET=\$$(cat var/jwt-secret) $(BIN)/tkr-host token --sub alice --kind user"
+	@echo "Open the web chat, signed in as alice (the token stays in the fragment, which never reaches the server):"
+	@echo "  $(RUN_URL)/#token=$$(TKR_JWT_SECRET="$$(cat var/jwt-secret)" $(BIN)/tkr-host token --sub alice --kind user --name Alice --config $(CONFIG))"
 	@TKR_TOKEN="$$(cat var/echo-token)" $(BIN)/tkr-agent run examples/echo_agent.py:agent --url $(RUN_URL) & agent=$$!; \
 	trap 'kill -TERM $$agent 2>/dev/null; wait $$agent 2>/dev/null' EXIT INT TERM; \
 	TKR_JWT_SECRET="$$(cat var/jwt-secret)" $(BIN)/tkr-host serve --config $(CONFIG)
@@ -45,6 +50,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy tkr_host $(CLIENT)/tkr_client $(foreach p,$(PLUGINS),$(p)/$(subst -,_,$(notdir $(p))))
 
+# The web page's npm modules (socket.io-client, marked, DOMPurify), served by tkr-web from
+# node_modules, and the browser client's test dependencies: from their lockfiles, never copied.
+$(WEB_NODE): plugins/tkr-web/package.json plugins/tkr-web/package-lock.json
+	npm ci --prefix plugins/tkr-web --no-audit --no-fund
+	touch $(WEB_NODE)
+
+$(CLIENT_JS_NODE): clients/js/package.json clients/js/package-lock.json
+	npm ci --prefix clients/js --no-audit --no-fund
+	touch $(CLIENT_JS_NODE)
+
 # The README's JavaScript example needs socket.io-client; tests/test_readme.py runs it with node.
 EXAMPLES_NODE := examples/node_modules/.installed
 
@@ -52,7 +67,7 @@ $(EXAMPLES_NODE): examples/package.json examples/package-lock.json
 	npm ci --prefix examples --no-audit --no-fund
 	touch $(EXAMPLES_NODE)
 
-pytest: $(STAMP) $(EXAMPLES_NODE)
+pytest: $(STAMP) $(EXAMPLES_NODE) $(WEB_NODE) $(CLIENT_JS_NODE)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

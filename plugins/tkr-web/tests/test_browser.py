@@ -1,0 +1,351 @@
+"""The web chat in a real Chromium, against a real host and the example echo agent.
+
+Names come from the issue's "Fixed names" (the data-testid attributes) and the
+expected behaviour from PROTOCOL.md 1.1 and docs/web.md. Every wait is on a
+condition in the page or the host; none is a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+
+from tkr_host.testing import TEST_JWT_SECRET, make_token
+
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+STATUS = '[data-testid="connection-status"]'
+MESSAGE = '[data-testid="message"]'
+
+
+WebHost = Any  # the web_host fixture's object (conftest.py; not importable under --import-mode=importlib)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save a screenshot under tests/screenshots/ (git-ignored)."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    path = SCREENSHOTS / f"{name}-{'phone' if width < 700 else 'desktop'}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def sign_in(page: Any, host: WebHost, sub: str = "alice") -> str:
+    token = make_token(sub, ttl=3600, name=sub.title())
+    page.goto(f"{host.url}/#token={token}")
+    page.wait_for_selector(f'{STATUS}[data-state="online"]')
+    return token
+
+
+def new_session(page: Any, title: str, agents: tuple[str, ...] = ()) -> str:
+    if page.viewport_size["width"] < 760:
+        page.click("#sidebar-toggle")  # at a phone's width the list slides in
+    page.click("#new-session")
+    page.fill("#session-title", title)
+    if agents:
+        for agent in agents:
+            page.wait_for_selector(f'#agent-picker input[value="{agent}"]')
+            page.check(f'#agent-picker input[value="{agent}"]')
+    else:
+        page.wait_for_selector("#agent-picker li:not(.picker-loading), #agents-empty:not([hidden])")
+        for box in page.query_selector_all('#agent-picker input[type="checkbox"]'):
+            box.uncheck()
+    page.click('#new-session-form button[type="submit"]')
+    page.wait_for_selector('#composer-form:not([hidden])')
+    item = page.wait_for_selector('[data-testid="session-item"][aria-current="true"]')
+    session_id: str = item.get_attribute("data-session-id")
+    return session_id
+
+
+def send(page: Any, text: str) -> None:
+    page.fill('[data-testid="composer"]', text)
+    page.press('[data-testid="composer"]', "Enter")
+
+
+def echo_reply(page: Any) -> Any:
+    return page.wait_for_selector(f'{MESSAGE}[data-sender="echo"]:not([data-streaming])[data-seq]:not([data-seq=""])')
+
+
+LONG = " ".join(f"word{i}" for i in range(24))
+
+
+def test_the_fragment_signs_in_and_leaves_the_address_bar(web_host, page, viewport):
+    token = sign_in(page, web_host)
+    assert "#" not in page.url and token not in page.url
+    assert page.evaluate("sessionStorage.getItem('tkr.credential')") == token
+    assert page.text_content(STATUS).strip().startswith("Online")
+    screenshot(page, "signed-in")
+
+
+def test_a_reply_from_echo_streams_in(web_host, echo_agent, page, viewport):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Echo test", ("echo",))
+    send(page, "hello **there** " + " ".join(f"w{i}" for i in range(8)))
+    mine = page.wait_for_selector(f'{MESSAGE}[data-sender="alice"][data-state="sent"], {MESSAGE}[data-sender="alice"][data-state="read"], '
+                                  f'{MESSAGE}[data-sender="alice"][data-state="delivered"]')
+    assert mine.get_attribute("data-seq") == "1"
+    streaming = page.wait_for_selector(f'{MESSAGE}[data-streaming="true"]')
+    assert streaming.query_selector('[data-testid="stop-stream"]') is not None
+    page.wait_for_selector('.agent-activity')  # agent:status "thinking" under the conversation
+    screenshot(page, "streaming")
+    reply = echo_reply(page)
+    # The echo agent's streamed reply is stored as plain text, so it shows as typed.
+    assert reply.inner_text().count("echo: hello **there** w0") == 1
+    assert mine.query_selector("strong").inner_text() == "there"  # what the page sends is Markdown
+    stored = web_host.history(session_id, token)
+    assert [m["sender"]["id"] for m in stored] == ["alice", "echo"]
+    screenshot(page, "echo-reply")
+
+
+def test_a_reload_during_a_stream_carries_on_and_completes_once(web_host, echo_agent, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Reload", ("echo",))
+    send(page, LONG)
+    page.wait_for_function("() => (document.querySelector('[data-streaming=\"true\"]')?.innerText ?? '').includes('word3')")
+    page.reload()
+    page.wait_for_selector(f'{STATUS}[data-state="online"]')
+    # The join hands over the stream so far; later chunks extend it.
+    page.wait_for_selector(f'{MESSAGE}[data-streaming="true"]')
+    reply = echo_reply(page)
+    assert reply.inner_text().count(f"echo: {LONG}") == 1
+    assert len(page.query_selector_all(f'{MESSAGE}[data-sender="echo"]')) == 1
+    replies = [m for m in web_host.history(session_id, token) if m["sender"]["id"] == "echo"]
+    assert len(replies) == 1 and replies[0]["payload"]["text"] == f"echo: {LONG}" and replies[0]["status"] == "complete"
+    screenshot(page, "reloaded-stream")
+
+
+def test_stop_ends_the_reply_as_stopped(web_host, echo_agent, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Stop", ("echo",))
+    send(page, LONG)
+    page.wait_for_selector('[data-testid="stop-stream"]').click()
+    stopped = page.wait_for_selector(f'{MESSAGE}[data-sender="echo"][data-status="stopped"]')
+    assert stopped.get_attribute("data-streaming") is None
+    assert "Stopped" in stopped.inner_text()
+    replies = [m for m in web_host.history(session_id, token) if m["sender"]["id"] == "echo"]
+    assert len(replies) == 1 and replies[0]["status"] == "stopped"
+    assert len(replies[0]["payload"]["text"]) < len(f"echo: {LONG}")
+    screenshot(page, "stopped")
+
+
+def test_messages_typed_while_the_host_is_down_are_queued_kept_over_a_reload_and_stored_once_in_order(web_host, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Offline")
+    # The page must open with the host down: wait for its worker to hold it.
+    # The worker fills its cache before it activates and claims the page.
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    web_host.kill()
+    page.wait_for_selector(f'{STATUS}[data-state="reconnecting"]')
+    wait_until(lambda: re.search(r"Reconnecting (in \d+ s )?\(attempt \d+\)", page.text_content(STATUS)), what="the reconnecting text")
+    for text in ("first", "second", "third"):
+        send(page, text)
+    page.wait_for_selector('[data-testid="queued-count"][data-count="3"]')
+    assert page.text_content('[data-testid="queued-count"]').strip() == "3 queued"
+    assert page.eval_on_selector_all(f'{MESSAGE}[data-state="queued"]', "els => els.map(e => e.dataset.seq)") == ["", "", ""]
+    screenshot(page, "queued")
+    page.reload()
+    page.wait_for_selector('[data-testid="queued-count"][data-count="3"]')
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"message\"][data-state=\"queued\"]').length === 3")
+    assert page.eval_on_selector_all(f'{MESSAGE}[data-state="queued"] .message-body', "els => els.map(e => e.innerText.trim())") == ["first", "second", "third"]
+    screenshot(page, "queued-after-reload")
+    web_host.start()
+    page.wait_for_selector(f'{STATUS}[data-state="online"]', timeout=30_000)
+    page.wait_for_selector('[data-testid="queued-count"][data-count="0"]', state="attached")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"message\"][data-state=\"queued\"]').length === 0")
+    stored = web_host.history(session_id, token)
+    assert [m["payload"]["text"] for m in stored] == ["first", "second", "third"]
+    assert len({m["client_id"] for m in stored}) == 3
+    assert page.eval_on_selector_all(MESSAGE, "els => els.map(e => e.dataset.seq)") == ["1", "2", "3"]
+    screenshot(page, "queue-drained")
+
+
+def invite(host: WebHost, session_id: str, member: str) -> None:
+    """alice invites ``member``: the page has no invite control, so a Socket.IO client does it."""
+    alice = socketio.Client(reconnection=False)
+    alice.connect(host.url, namespaces=["/chat"], auth={"token": make_token("alice", secret=TEST_JWT_SECRET)}, transports=["websocket"])
+    try:
+        ack = alice.call("session:invite", {"session_id": session_id, "member": {"id": member, "kind": "user"}}, namespace="/chat")
+        assert ack["ok"], ack
+    finally:
+        alice.disconnect()
+
+
+def test_a_message_seen_by_another_member_shows_as_read(web_host, page, browser):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Receipts")
+    invite(web_host, session_id, "bob")
+    bob = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    try:
+        bob.goto(f"{web_host.url}/?session={session_id}#token={make_token('bob')}")
+        bob.wait_for_selector(f'{STATUS}[data-state="online"]')
+        bob.wait_for_selector('#composer-form:not([hidden])')
+        send(page, "did you see this?")
+        bob.wait_for_selector(f'{MESSAGE}[data-sender="alice"] >> text=did you see this?')
+        page.wait_for_selector(f'{MESSAGE}[data-sender="alice"][data-state="read"]')
+        assert "Read" in page.inner_text(f'{MESSAGE}[data-sender="alice"] .message-footer')
+        screenshot(page, "read")
+    finally:
+        bob.context.close()
+
+
+def test_context_shows_as_a_chip_and_tasks_as_cards_followed_in_the_side_panel(web_host, page, viewport):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Release")
+    other = socketio.Client(reconnection=False)
+    other.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("alice")}, transports=["websocket"])
+    sends = [
+        ("context", {"context_id": "brief", "data": {"goal": "Ship 1.2", "due": "Friday"}}),
+        ("task", {"task_id": "notes", "action": "create", "title": "Write the release notes", "description": "Everything since 1.1"}),
+        ("task", {"task_id": "notes", "action": "update", "state": "working", "status_text": "Drafting"}),
+        ("task", {"task_id": "notes", "action": "update", "artifact": {"artifact_id": "draft", "name": "notes.md",
+                                                                        "parts": [{"kind": "text", "text": "**1.2**: faster joins"}]}}),
+    ]
+    try:
+        for index, (kind, payload) in enumerate(sends):
+            ack = other.call("message:send", {"session_id": session_id, "client_id": f"t-{index}", "type": kind, "payload": payload}, namespace="/chat")
+            assert ack["ok"], ack
+    finally:
+        other.disconnect()
+    chip = page.wait_for_selector(".context-chip")
+    assert "Context · brief" in chip.inner_text()
+    chip.click()  # it opens to show the data
+    page.wait_for_selector(".context-chip[open] >> text=Ship 1.2")
+    page.wait_for_function("() => document.querySelectorAll('.task-card').length === 3")
+    page.click("#toggle-tasks")
+    # The panel is redrawn on every change: read it once it shows the last one.
+    page.wait_for_function("""() => {
+        const item = document.querySelector('#tasks-panel .task-item[data-task-id="notes"]');
+        return item && item.querySelector('.task-state')?.innerText === 'Working' && item.innerText.includes('notes.md')
+            && item.innerText.includes('Drafting') && item.querySelectorAll('.task-history li').length >= 2;
+    }""")
+    screenshot(page, "tasks")
+
+
+XSS = [
+    '<img src=x onerror="window.__xss = 1">',
+    "[click me](javascript:window.__xss=2)",
+    "<script>window.__xss = 3</script>",
+    '<a href="javascript:window.__xss=4" onclick="window.__xss=5">link</a>',
+    "![pic](javascript:window.__xss=6)",
+]
+
+
+def test_an_xss_payload_from_another_member_stays_inert(web_host, page):
+    sign_in(page, web_host)
+    session_id = new_session(page, "XSS")
+    invite(web_host, session_id, "mallory")
+    mallory = socketio.Client(reconnection=False)
+    mallory.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("mallory")}, transports=["websocket"])
+    try:
+        for index, text in enumerate(XSS):
+            ack = mallory.call("message:send", {"session_id": session_id, "client_id": f"x-{index}", "type": "text", "payload": {"text": text}},
+                               namespace="/chat")
+            assert ack["ok"], ack
+    finally:
+        mallory.disconnect()
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=\"message\"][data-sender=\"mallory\"]').length === {len(XSS)}")
+    for link in page.query_selector_all(f'{MESSAGE}[data-sender="mallory"] a'):
+        link.click(modifiers=[])
+    # A sentinel round trip after the clicks: anything they could run has run.
+    assert page.evaluate("new Promise((resolve) => setTimeout(() => resolve(window.__xss ?? null), 0))") is None
+    dangerous = page.evaluate("""() => [...document.querySelectorAll('#message-list *')].flatMap((el) =>
+        [...el.attributes].filter((a) => /^on/i.test(a.name) || /^\\s*javascript:/i.test(a.value)).map((a) => el.tagName + ' ' + a.name))""")
+    assert dangerous == []
+    assert page.query_selector("#message-list script") is None
+    screenshot(page, "xss-inert")
+
+
+@pytest.mark.web_config("[plugins.ratelimit]\nmessages_per_second = 0.25\nmessage_burst = 1\n")
+def test_a_rate_limit_error_shows_its_hint_and_a_countdown(web_host, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Limits")
+    send(page, "one")
+    send(page, "two")
+    notice = page.wait_for_selector('[data-testid="error"][data-code="rate_limit.exceeded"]')
+    text = notice.inner_text()
+    assert re.search(r"Retrying in \d+ s", text), text
+    assert "{" not in text and "Traceback" not in text
+    hint = notice.query_selector(".notice-hint").inner_text()
+    assert hint.strip()
+    screenshot(page, "rate-limited")
+    # The queue waits for retry_after, then sends; both are stored once, in order.
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"message\"][data-state=\"queued\"]').length === 0", timeout=30_000)
+    assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["one", "two"]
+
+
+def test_an_expired_credential_signs_out_with_a_reason(web_host, page):
+    page.goto(f"{web_host.url}/#token={make_token('alice', ttl=-120)}")
+    page.wait_for_selector(f'{STATUS}[data-state="signed-out"]')
+    reason = page.wait_for_selector("#signin-reason:not([hidden])").inner_text()
+    assert "expired" in reason.lower()
+    assert page.is_visible("#signin-form")
+    screenshot(page, "signed-out")
+
+
+def test_the_sign_in_form_takes_a_token(web_host, page, viewport):
+    page.goto(web_host.url)
+    page.wait_for_selector("#signin-form")
+    screenshot(page, "sign-in-form")
+    page.fill("#credential", make_token("alice"))
+    page.click('#signin-form button[type="submit"]')
+    page.wait_for_selector(f'{STATUS}[data-state="online"]')
+
+
+def test_poll_votes_are_clickable_through_the_renderer_hook(web_host, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Lunch")
+    page.evaluate("""(sid) => window.tkrClient.send(sid, {type: 'poll', payload: {action: 'open', poll_id: 'lunch',
+        question: 'Where do we eat?', options: ['pizza', 'sushi', 'tacos']}})""", session_id)
+    page.wait_for_selector('.poll-option >> text=sushi').click()
+    page.wait_for_selector('.poll-option[data-voted="true"] >> text=sushi')
+    page.wait_for_function("() => document.querySelector('.poll-option[data-index=\"1\"] .poll-count')?.innerText.trim() === '1'")
+    votes = [m for m in web_host.history(session_id, token) if m["type"] == "poll" and m["payload"]["action"] == "vote"]
+    assert [v["payload"]["option"] for v in votes] == [1]
+    screenshot(page, "poll")
+
+
+def test_a_type_whose_renderer_cannot_load_shows_as_a_generic_card(web_host, browser):
+    # The poll renderer's module is refused, as a broken plugin's would be. No
+    # service worker here: its cache would serve the module past the route.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="block")
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.route("**/static/renderers/poll/**", lambda route: route.abort())
+    sign_in(page, web_host)
+    session_id = new_session(page, "Generic")
+    page.evaluate("""(sid) => window.tkrClient.send(sid, {type: 'poll', payload: {action: 'open', poll_id: 'p',
+        question: 'Tea or coffee?', options: ['tea', 'coffee']}})""", session_id)
+    card = page.wait_for_selector(f'{MESSAGE}[data-type="poll"] .generic-card')
+    text = card.inner_text()
+    assert "poll" in text and "Tea or coffee?" in text
+    screenshot(page, "generic-card")
+    context.close()
+
+
+def test_a_message_the_host_refuses_shows_as_failed_with_the_reason_and_can_be_discarded(web_host, page):
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "Refused")
+    send(page, "x" * 40_000)  # over the 32768 characters of a text payload
+    failed = page.wait_for_selector(f'{MESSAGE}[data-state="failed"]')
+    assert failed.get_attribute("data-seq") == ""
+    page.wait_for_selector('[data-testid="error"][data-code^="validation."]')
+    screenshot(page, "failed")
+    page.click(f'{MESSAGE}[data-state="failed"] >> text=Discard')
+    page.wait_for_selector(f'{MESSAGE}[data-state="failed"]', state="detached")
+    send(page, "short enough")
+    page.wait_for_selector(f'{MESSAGE}[data-state="sent"]')
+    assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["short enough"]
