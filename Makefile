@@ -27,21 +27,25 @@ var/jwt-secret:
 	umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > var/jwt-secret
 	@echo "Generated a development JWT secret in var/jwt-secret (git-ignored)."
 
-# The development credential of the example agent `echo`: made once, kept in var/ (git-ignored),
-# made again when the secret changes.
-var/echo-token: var/jwt-secret
-	umask 077 && TKR_JWT_SECRET="$$(cat var/jwt-secret)" $(BIN)/tkr-host token --sub echo --kind agent --name Echo --ttl 365d \
-		--config $(CONFIG) > var/echo-token.tmp && mv var/echo-token.tmp var/echo-token
-	@echo "Made a development credential for the agent echo in var/echo-token (git-ignored)."
+# The development credential of the example agent `echo`: an API key (agents run unattended,
+# and keys do not expire as JWTs must), made once and kept in var/ (git-ignored). The host
+# accepts it by its SHA-256 digest, which `make run` passes in the environment.
+var/echo-key:
+	mkdir -p var
+	umask 077 && $(BIN)/python -c "import secrets; print('tkr_ak_' + secrets.token_urlsafe(32))" > var/echo-key
+	@echo "Made a development API key for the agent echo in var/echo-key (git-ignored)."
+
+ECHO_DIGEST = $$($(BIN)/python -c "import hashlib; print(hashlib.sha256(open('var/echo-key').read().strip().encode()).hexdigest())")
 
 # The host and the echo agent; Ctrl-C stops both (the trap ends the agent whichever way the host stops).
-run: $(STAMP) var/jwt-secret var/echo-token $(WEB_NODE)
+run: $(STAMP) var/jwt-secret var/echo-key $(WEB_NODE)
 	@echo "tkr-host on $(RUN_URL), with the agent echo — mint a token in another shell with:"
 	@echo "  TKR_JWT_SECRET=\$$(cat var/jwt-secret) $(BIN)/tkr-host token --sub alice --kind user"
 	@echo "Open the web chat, signed in as alice (the token stays in the fragment, which never reaches the server):"
 	@echo "  $(RUN_URL)/#token=$$(TKR_JWT_SECRET="$$(cat var/jwt-secret)" $(BIN)/tkr-host token --sub alice --kind user --name Alice --config $(CONFIG))"
-	@TKR_TOKEN="$$(cat var/echo-token)" $(BIN)/tkr-agent run examples/echo_agent.py:agent --url $(RUN_URL) & agent=$$!; \
+	@TKR_TOKEN="$$(cat var/echo-key)" $(BIN)/tkr-agent run examples/echo_agent.py:agent --url $(RUN_URL) & agent=$$!; \
 	trap 'kill -TERM $$agent 2>/dev/null; wait $$agent 2>/dev/null' EXIT INT TERM; \
+	TKR_PLUGINS__AUTH_APIKEY__KEYS="[{\"sha256\": \"$(ECHO_DIGEST)\", \"sub\": \"echo\", \"kind\": \"agent\", \"name\": \"Echo\"}]" \
 	TKR_JWT_SECRET="$$(cat var/jwt-secret)" $(BIN)/tkr-host serve --config $(CONFIG)
 
 lint: $(STAMP)
