@@ -50,6 +50,11 @@ Two calling conventions:
 The host's own implementations (`tkr_host/defaults/`) are registered with
 `trylast=True`, so an installed plugin always comes first. `TKR_TRACE_HOOKS=1` logs
 every hook call, its plugin and its duration on the `tkr_host.hooks` logger.
+
+A plugin may define hooks of its own for other plugins. `tkr-web` defines
+`web_renderers()`, through which a plugin names the browser module that draws its
+message type on the web chat; implement it with `@hookimpl(optionalhook=True)`.
+It is described in [web.md](web.md#the-renderer-hook), not here.
 """
 
 
