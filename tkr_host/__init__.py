@@ -25,6 +25,7 @@ from tkr_host.types import (
     SecurityEvent,
     Session,
     Store,
+    TaskWrite,
     format_ts,
     utc_now,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "SecurityEvent",
     "Session",
     "Store",
+    "TaskWrite",
     "__version__",
     "error_response",
     "format_ts",

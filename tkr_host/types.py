@@ -180,6 +180,20 @@ class MessageDraft:
     in_reply_to: str | None = None
     status: MessageStatus = "complete"
     id: str | None = None
+    #: Rows the store saves in the same transaction as the message (a task's new
+    #: document, a context), so that they and the message commit together or
+    #: not at all. A type's handler adds them, typically from a ``check``.
+    writes: list[TaskWrite | ContextRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskWrite:
+    """A task document to save with its message: ``(session_id, task_id)`` is
+    inserted or replaced."""
+
+    session_id: str
+    task_id: str
+    document: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -261,7 +275,8 @@ class Store(Protocol):
         In one transaction: when ``draft.client_id`` was already used by the same
         sender in the same session, return that message with ``duplicate=True``
         and change nothing; else take ``seq`` from the session's counter, insert the
-        message, and insert a pending delivery for each agent id in ``deliver_to``.
+        message, insert a pending delivery for each agent id in ``deliver_to``, and
+        save ``draft.writes`` (a task, a context). They commit together or not at all.
         """
 
     async def find_message(self, session_id: str, sender_id: str, client_id: str) -> Message | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tkr_host import ContextRecord, HostError, Message, MessageContext, MessageDraft, utc_now
+from tkr_host import ContextRecord, HostError, MessageContext, MessageDraft, utc_now
 
 MAX_DATA_BYTES = 64 * 1024
 DEFAULT_TTL_S = 1800
@@ -49,10 +50,8 @@ class ContextType:
         draft.payload["targets"] = targets
         ctx.deliver_to.update(targets)
         expires_at = utc_now() + timedelta(seconds=payload.ttl_s)
-
-        async def remember(message: Message) -> None:
-            record = ContextRecord(session_id=message.session_id, context_id=payload.context_id, data=payload.data,
-                                   targets=tuple(targets), created_by=message.sender.id, expires_at=expires_at, message_id=message.id)
-            await ctx.host.store_call(lambda: ctx.host.store.put_context(record))
-
-        ctx.after_store.append(remember)
+        # Saved in the message's own transaction: the context and the message
+        # are both stored, or neither.
+        draft.id = draft.id or str(uuid.uuid4())
+        draft.writes.append(ContextRecord(session_id=draft.session_id, context_id=payload.context_id, data=payload.data,
+                                          targets=tuple(targets), created_by=draft.sender.id, expires_at=expires_at, message_id=draft.id))

@@ -8,11 +8,12 @@ of one task cannot both pass against the same old state.
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tkr_host import HostError, Message, MessageContext, MessageDraft, format_ts, utc_now
+from tkr_host import HostError, Message, MessageContext, MessageDraft, TaskWrite, format_ts, utc_now
 from tkr_messages_core.lifecycle import TaskState, check_move
 
 
@@ -70,19 +71,23 @@ class TaskType:
         request = TaskPayload.model_validate(draft.payload)
         if request.assignee is not None and request.assignee not in ctx.session.agent_ids():
             raise HostError("validation.recipient", message="The assignee must be an agent of the session.")
-        next_document: dict[str, Any] = {}
+        # The message's id is chosen now, so that the task document can name the
+        # message that made it and be saved in the message's own transaction.
+        draft.id = draft.id or str(uuid.uuid4())
+        document: dict[str, Any] = {}
 
-        async def check(_: MessageDraft) -> None:
+        async def check(checked: MessageDraft) -> None:
+            # Under the session's lock: the state the move is checked against
+            # cannot change before the message and the task commit together.
             current = await ctx.host.store.get_task(ctx.session.id, request.task_id)
-            next_document.update(apply(current, request, ctx))
+            document.update(apply(current, request, ctx), updated_by_message=checked.id)
+            checked.writes.append(TaskWrite(ctx.session.id, request.task_id, document))
 
-        async def save(message: Message) -> None:
-            document = {**next_document, "updated_by_message": message.id}
-            await ctx.host.store_call(lambda: ctx.host.store.put_task(message.session_id, request.task_id, document))
+        async def publish(message: Message) -> None:
             await ctx.host.publish_task(document)
 
         ctx.checks.append(check)
-        ctx.after_store.append(save)
+        ctx.after_store.append(publish)
         # The assignee gets the message (on /agents) unless it sent it itself.
         current = await ctx.host.store.get_task(ctx.session.id, request.task_id)
         assignee = request.assignee or (current or {}).get("assignee")

@@ -33,12 +33,13 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any
 
 # Turns driver errors into peewee's (IntegrityError…), as pwasyncio does; peewee's stubs omit it.
 from peewee import __exception_wrapper__  # type: ignore[attr-defined]
 
-from tkr_host import Member, Message, Session
+from tkr_host import ContextRecord, Member, Message, Session, TaskWrite, format_ts
 from tkr_store_peewee.database import is_sqlite
 
 #: The columns of a message, in the order the values of :func:`message_values`
@@ -83,7 +84,49 @@ POSTGRES_APPEND = (
     ") SELECT seq FROM stored"
 )
 
+#: The rows a message carries (``MessageDraft.writes``), saved in its transaction.
+#: The same text runs on both databases (SQLite numbers ``$n`` as ``?n``).
+UPSERT_TASK = (
+    "INSERT INTO tasks (session_id, task_id, document, updated_at) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (session_id, task_id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at"
+)
+#: Expired contexts of the session are no use to anyone: dropped as a new one comes.
+DELETE_EXPIRED_CONTEXTS = "DELETE FROM contexts WHERE session_id = $1 AND expires_ms <= $2"
+UPSERT_CONTEXT = (
+    "INSERT INTO contexts (session_id, context_id, data, targets, created_by, expires_ms, message_id, updated_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    " ON CONFLICT (session_id, context_id) DO UPDATE SET data = excluded.data, targets = excluded.targets,"
+    " created_by = excluded.created_by, expires_ms = excluded.expires_ms, message_id = excluded.message_id,"
+    " updated_at = excluded.updated_at"
+)
+
 _NUMBERED = re.compile(r"\$(\d+)")
+
+
+def write_statements(writes: Sequence[TaskWrite | ContextRecord], now: datetime) -> list[tuple[str, tuple[Any, ...]]]:
+    """The SQL (``$n`` parameters) and values of a message's writes, in order.
+
+    JSON is written as :class:`~tkr_store_peewee.models.JSONText` writes it, so
+    the query models read these rows back as their own.
+    """
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+    ts = format_ts(now)
+    for write in writes:
+        if isinstance(write, TaskWrite):
+            statements.append((UPSERT_TASK, (write.session_id, write.task_id, _json(write.document), ts)))
+        else:
+            statements.append((DELETE_EXPIRED_CONTEXTS, (write.session_id, epoch_ms(now))))
+            statements.append((UPSERT_CONTEXT, (write.session_id, write.context_id, _json(write.data), _json(list(write.targets)),
+                                                write.created_by, epoch_ms(write.expires_at), write.message_id, ts)))
+    return statements
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _for_sqlite(sql: str) -> str:
@@ -181,23 +224,26 @@ class SqliteStatements:
         rows = await self._fetch(self._by_id, (message_id,))
         return message_from_row(rows[0]) if rows else None
 
-    async def append(self, message: Message, agents: Sequence[str]) -> int | None:
+    async def append(self, message: Message, agents: Sequence[str], writes: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> int | None:
         """Store ``message`` under the session's next seq and return that seq
         (``message.seq`` is ignored); None when there is no such session.
+        ``writes`` (from :func:`write_statements`) run in the same transaction.
 
         The caller holds :meth:`writing`.
         """
         values = message_values(message)
         conn = await self.db.aconnect()
         raw = conn.conn  # the aiosqlite connection
+        extra = [(_for_sqlite(sql), params) for sql, params in writes]
         with __exception_wrapper__:
             # aiosqlite's own way to run a function on the connection's thread
             # (pwasyncio uses it too); its public calls take one statement each.
-            seq: int | None = await raw._execute(_append_transaction, raw._conn, values, list(agents))
+            seq: int | None = await raw._execute(_append_transaction, raw._conn, values, list(agents), extra)
         return seq
 
 
-def _append_transaction(conn: sqlite3.Connection, values: tuple[Any, ...], agents: list[str]) -> int | None:
+def _append_transaction(conn: sqlite3.Connection, values: tuple[Any, ...], agents: list[str],
+                        writes: list[tuple[str, tuple[Any, ...]]]) -> int | None:
     """On the connection's thread: the whole append transaction, committed or rolled back."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -211,6 +257,8 @@ def _append_transaction(conn: sqlite3.Connection, values: tuple[Any, ...], agent
             message_id, session_id, ts = values[0], values[1], values[10]
             rows = ", ".join([SQLITE_DELIVERY_ROW] * len(agents))
             conn.execute(SQLITE_INSERT_DELIVERIES + rows, [v for agent in agents for v in (agent, message_id, session_id, ts)])
+        for sql, params in writes:
+            conn.execute(sql, params)
         conn.execute("COMMIT")
     except BaseException:
         # A COMMIT that failed on I/O or a full disk was rolled back by SQLite
@@ -249,11 +297,23 @@ class PostgresStatements:
         rows = await self._fetch(MESSAGE_BY_ID, message_id)
         return message_from_row(rows[0]) if rows else None
 
-    async def append(self, message: Message, agents: Sequence[str]) -> int | None:
-        """As :meth:`SqliteStatements.append`, in one statement."""
+    async def append(self, message: Message, agents: Sequence[str], writes: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> int | None:
+        """As :meth:`SqliteStatements.append`: one statement, or one transaction
+        on one connection when the message carries writes."""
         values = message_values(message)
-        rows = await self._fetch(POSTGRES_APPEND, *values[:2], *values[3:], list(agents))
-        return int(rows[0][0]) if rows else None
+        params = (*values[:2], *values[3:], list(agents))
+        if not writes:
+            rows = await self._fetch(POSTGRES_APPEND, *params)
+            return int(rows[0][0]) if rows else None
+        conn = (await self.db.aconnect()).conn  # the asyncpg connection
+        with __exception_wrapper__:
+            async with conn.transaction():
+                rows = await conn.fetch(POSTGRES_APPEND, *params)
+                if not rows:
+                    return None  # no session: nothing was inserted, and the writes would name it
+                for sql, write_params in writes:
+                    await conn.execute(sql, *write_params)
+        return int(rows[0][0])
 
 
 Statements = SqliteStatements | PostgresStatements

@@ -31,7 +31,7 @@ from tkr_store_peewee.failures import guarded, is_foreign_key_violation
 from tkr_store_peewee.migrations import STEPS, Step, apply_migrations
 from tkr_store_peewee.models import ContextRow, DeliveryRow, MemberRow, MessageRow, ReceiptRow, SessionRow, TaskRow
 from tkr_store_peewee.settings import StoreSettings
-from tkr_store_peewee.statements import statements_for
+from tkr_store_peewee.statements import statements_for, write_statements
 
 log = logging.getLogger("tkr_store_peewee")
 
@@ -163,7 +163,7 @@ class PeeweeStore:
         async with guarded(self.db, "append_message"):
             try:
                 async with self.sql.writing():
-                    seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)))
+                    seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)), write_statements(draft.writes, utc_now()))
             except IntegrityError:
                 # The unique index on (session, sender, client_id), or the
                 # primary key for a preset id: a resend, or a second copy that
