@@ -14,7 +14,7 @@ import pytest
 from tkr_store_peewee import PeeweeStore, StoreSettings
 from tkr_store_peewee.models import DeliveryRow, ReceiptRow
 
-from tkr_host import ContextRecord, HostError, Member, MessageDraft, Store
+from tkr_host import ContextRecord, HostError, Member, MessageDraft, Store, TaskWrite
 
 OpenStore = Callable[..., Awaitable[PeeweeStore]]
 
@@ -407,4 +407,33 @@ async def test_tasks_are_upserted(store: PeeweeStore) -> None:
         await store.put_task(str(uuid.uuid4()), "t-2", {})
     assert caught.value.code == "not_found.session"
     assert await store.get_task(session_id, "t-2") is None
+    assert_released(store)
+
+
+async def test_writes_commit_with_their_message(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    writes = [TaskWrite(session_id, "t-1", {"task_id": "t-1", "state": "submitted"}), context(session_id, "brief", ("echo",), later)]
+    result = await store.append_message(draft(session_id, "c-1", writes=writes), ["echo"])
+    assert result.message.seq == 1
+    assert await store.get_task(session_id, "t-1") == {"task_id": "t-1", "state": "submitted"}
+    assert [c.context_id for c in await store.list_contexts(session_id, "echo", datetime.now(UTC))] == ["brief"]
+    # A duplicate saves nothing again.
+    again = await store.append_message(draft(session_id, "c-1", writes=[TaskWrite(session_id, "t-1", {"task_id": "t-1", "state": "working"})]), [])
+    assert again.duplicate and await store.get_task(session_id, "t-1") == {"task_id": "t-1", "state": "submitted"}
+    assert_released(store)
+
+
+async def test_a_write_that_fails_takes_its_message_with_it(store: PeeweeStore) -> None:
+    session_id = await new_session(store, ECHO)
+    # The write names a session that does not exist: its foreign key fails, in
+    # the middle of the message's transaction.
+    broken = [TaskWrite(str(uuid.uuid4()), "t-1", {"task_id": "t-1"})]
+    with pytest.raises(Exception):  # noqa: B017 - the database's own integrity error, whichever driver
+        await store.append_message(draft(session_id, "c-1", writes=broken), ["echo"])
+    assert await last_seq(store, session_id) == 0
+    assert await store.messages_after(session_id, 0, 10) == []
+    assert await store.pending_deliveries("echo", 10) == []
+    # The seq was not taken: the next message is 1.
+    assert (await store.append_message(draft(session_id, "c-2"), [])).message.seq == 1
     assert_released(store)
