@@ -65,10 +65,16 @@ async def test_an_agent_named_like_a_user_member_is_not_a_member(tkr_host, tkr_c
         status, body = await http_history(tkr_host.url, tkr_token("alice", kind=kind), session_id)
         assert (status, body["error"]["code"]) == (403, "permission.not_member"), kind
     # On /agents: no presence in alice's sessions, no contexts of them.
+    await alice.join(session_id)
     agent = await tkr_client("alice", kind="agent", namespace="/agents")
     contexts = await agent.call("context:list", {"session_id": session_id})
     assert contexts["error"]["code"] == "permission.not_member"
-    assert tkr_host.host.presence.online(session_id) == [] or all(m.kind == "user" for m in tkr_host.host.presence.online(session_id))
+    # A sentinel presence after the agent's connect: bob, a real member, comes online.
+    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+    bob = await tkr_client("bob")
+    await bob.join(session_id)
+    await alice.wait_for("presence", lambda p: p["member"] == {"id": "bob", "kind": "user"} and p["state"] == "online")
+    assert not [p for p in alice.received("presence") if p["member"]["kind"] != "user"]
     stream = await agent.call("stream:start", {"session_id": session_id})
     assert stream["error"]["code"] == "permission.not_member"
     sent = await agent.call("message:send", {"session_id": session_id, "client_id": "x", "type": "text", "payload": {"text": "hi"}})

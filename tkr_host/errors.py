@@ -171,12 +171,10 @@ def _plain(details: dict[str, Any]) -> Any:
         return json.loads(json.dumps(details, default=str))
 
 
-def internal_error(request_id: str | None = None) -> HostError:
-    """The error a client sees for an unexpected exception; the log holds the detail."""
-    error = HostError("internal.error")
-    if request_id:
-        error.request_id = request_id
-    return error
+def internal_error() -> HostError:
+    """The error a client sees for an unexpected exception; the log holds the detail
+    under the error's ``request_id`` (the event's, see :mod:`tkr_host.logs`)."""
+    return HostError("internal.error")
 
 
 def failure(error: HostError) -> dict[str, Any]:

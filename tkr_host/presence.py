@@ -62,9 +62,6 @@ class Presence:
         self._statuses.pop(key, None)  # a status lapses with its agent
         return True
 
-    def online(self, session_id: str) -> list[Member]:
-        return [member for (sess, _), member in self._members.items() if sess == session_id]
-
     def set_status(self, session_id: str, agent: Member, state: AgentState, detail: str | None) -> AgentStatus | None:
         """Record an online agent's status; None when it is not online in the session."""
         key = (session_id, agent.id)

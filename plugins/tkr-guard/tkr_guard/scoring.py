@@ -183,10 +183,6 @@ def matches(target: Target, peer: str, principal_id: str) -> bool:
     return address is not None and str(address) == target.value
 
 
-def seconds_left(until: float, now: float) -> float:
-    return max(0.0, until - now)
-
-
 def sort_bans(items: Sequence[Any]) -> list[Any]:
     """Bans by kind (addresses first), then value: a stable listing."""
     return sorted(items, key=lambda ban: (ban.target.kind, ban.target.value))
