@@ -26,8 +26,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-#: ``(scope, eio_sid or None, what was wrong)``: close the session, count the event.
-OnMalformed = Callable[[Scope, "str | None", str], Awaitable[None]]
+#: ``(eio_sid or None, what was wrong, scope)``: close the session, count the event.
+OnMalformed = Callable[["str | None", str, Scope], Awaitable[None]]
 
 #: Engine.IO packet types a client may send: close, ping (the upgrade probe),
 #: pong, message, upgrade, noop. ``0`` (open) is the server's; ``b`` is base64
@@ -114,7 +114,7 @@ class FrameGuard:
                 frame = message.get("text") if message.get("text") is not None else message.get("bytes")
                 problem = frame_problem(frame)
                 if problem is not None:
-                    await self.on_malformed(scope, session["sid"], problem)
+                    await self.on_malformed(session["sid"], problem, scope)
                     # python-engineio ends its read loop on a disconnect and closes the session.
                     return {"type": "websocket.disconnect", "code": 1002}
             return message
@@ -147,7 +147,7 @@ class FrameGuard:
         body = body[:length]
         problem = body_problem(body)
         if problem is not None:
-            await self.on_malformed(scope, query_sid(scope), problem)
+            await self.on_malformed(query_sid(scope), problem, scope)
             await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"Bad Request"})
             return

@@ -188,7 +188,13 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
     async def malformed(self, eio_sid: str | None, detail: str, scope: Mapping[str, Any] | None = None) -> None:
         """Refuse a client's malformed input: one log line, a ``malformed_packet``
         security event, an ``error`` event ``protocol.malformed`` to its
-        namespaces, and its transport closed."""
+        namespaces, and its transport closed.
+
+        Input that arrives for a session closed already (the rest of a flood)
+        is dropped without another event: one refusal per session.
+        """
+        if eio_sid and eio_sid not in self.eio.sockets:
+            return
         environ = self.environ.get(eio_sid, {}) if eio_sid else {}
         if environ:
             peer = self.peer_of_environ(environ)
