@@ -21,6 +21,11 @@ class Metrics:
         self.messages = Counter("tkr_messages_stored", "Messages stored", ["type"], registry=self.registry)
         self.errors = Counter("tkr_errors", "Errors answered to clients", ["code"], registry=self.registry)
         self.security = Counter("tkr_security_events", "Security events", ["kind"], registry=self.registry)
+        #: The sockets counted in ``connections``. A connect refused by a later
+        #: ``on_connect`` hook (the guard refuses a banned principal there) is
+        #: reported to every ``on_disconnect`` observer, these metrics included,
+        #: though they never saw it: only a socket counted here is uncounted.
+        self.open: set[tuple[str, str]] = set()
 
 
 def metrics_of(host: Host) -> Metrics:
@@ -43,12 +48,17 @@ def register_blueprints(host: Host, app: Quart) -> None:
 def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer: str) -> None:
     metrics = metrics_of(host)
     metrics.connects.labels(namespace).inc()
-    metrics.connections.labels(namespace).inc()
+    if (namespace, sid) not in metrics.open:
+        metrics.open.add((namespace, sid))
+        metrics.connections.labels(namespace).inc()
 
 
 @hookimpl(trylast=True)
 def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> None:
-    metrics_of(host).connections.labels(namespace).dec()
+    metrics = metrics_of(host)
+    if (namespace, sid) in metrics.open:
+        metrics.open.discard((namespace, sid))
+        metrics.connections.labels(namespace).dec()
 
 
 @hookimpl(trylast=True)
