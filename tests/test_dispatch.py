@@ -40,9 +40,7 @@ async def test_binary_attachments_are_refused(tkr_client):
     await alice.sio.emit("session:create", {"title": b"\x00\x01"}, namespace="/chat")
     told = await alice.wait_for("error")
     assert told["code"] == "protocol.malformed"
-    async with asyncio.timeout(5):
-        while alice.sio.connected:
-            await asyncio.sleep(0.05)
+    await asyncio.wait_for(alice.sio.wait(), 5)  # returns once the connection has ended
 
 
 @pytest.mark.tkr_settings({"host": {"max_payload_bytes": 1000}})

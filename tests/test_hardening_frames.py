@@ -135,11 +135,14 @@ class Gate:
         self.inside = 0
         self.peak = 0
         self.opened = asyncio.Event()
+        self.arrived = asyncio.Condition()
 
     @hookimpl
     async def before_store(self, host, draft, principal) -> None:
-        self.inside += 1
-        self.peak = max(self.peak, self.inside)
+        async with self.arrived:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+            self.arrived.notify_all()
         try:
             await self.opened.wait()
         finally:
@@ -162,9 +165,8 @@ async def test_a_flood_of_events_waits_its_turn_and_loses_nothing(tkr_host, tkr_
     bystander = await tkr_client("bob")
     session_id = await alice.create_session()
     sends = [asyncio.ensure_future(alice.send_text(session_id, f"m{i}", client_id=f"c{i}")) for i in range(40)]
-    async with asyncio.timeout(10):
-        while gate.inside < 4:
-            await asyncio.sleep(0.01)
+    async with gate.arrived:
+        await asyncio.wait_for(gate.arrived.wait_for(lambda: gate.inside >= 4), 10)
     # A sentinel through the same host: it has had time to read more of alice's packets.
     assert (await bystander.ok("session:list"))["ok"]
     await asyncio.sleep(0)  # let any further handler that was started reach the gate

@@ -28,7 +28,7 @@ def gauge(tkr_host, namespace: str = "/chat") -> float:
 
 async def eventually(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 (host state has no event to wait on)
             await asyncio.sleep(0.02)
     assert condition(), what
 

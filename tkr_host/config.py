@@ -96,7 +96,8 @@ class Settings(BaseSettings):
 
     def hypercorn_config(self) -> PeerLimitedConfig:
         """Hypercorn's Config: the host's defaults (:func:`hypercorn_defaults`), then the file's keys."""
-        config: PeerLimitedConfig = PeerLimitedConfig.from_mapping({**hypercorn_defaults(self.host), **self.hypercorn})
+        config = PeerLimitedConfig.from_mapping({**hypercorn_defaults(self.host), **self.hypercorn})
+        assert isinstance(config, PeerLimitedConfig)  # from_mapping is a classmethod: cls(), then the keys
         config.max_connections_per_address = self.host.max_connections_per_address
         config.exempt_addresses = list(self.host.trusted_proxies)
         return config

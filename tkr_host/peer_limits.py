@@ -107,7 +107,7 @@ def limit_socket(sock: socket.socket, counter: PeerCounter) -> socket.socket:
     return limited
 
 
-class PeerLimitedConfig(HypercornConfig):  # type: ignore[misc]
+class PeerLimitedConfig(HypercornConfig):
     """Hypercorn's Config, whose listening sockets cap connections per address."""
 
     max_connections_per_address = 0

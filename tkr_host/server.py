@@ -73,6 +73,9 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
     def peer_of_environ(self, environ: Mapping[str, Any]) -> str:
         return peer_address(environ.get("asgi.scope"), headers_from_environ(environ), self.host.settings.host.trusted_proxies)
 
+    def peer_of_scope(self, scope: Mapping[str, Any]) -> str:
+        return peer_address(scope, headers_from_scope(scope), self.host.settings.host.trusted_proxies)
+
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         peer = self.peer_of_environ(environ)
         limit = self.host.settings.host.max_unconnected_sessions_per_address
@@ -196,10 +199,8 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
         if eio_sid and eio_sid not in self.eio.sockets:
             return
         environ = self.environ.get(eio_sid, {}) if eio_sid else {}
-        if environ:
-            peer = self.peer_of_environ(environ)
-        else:
-            peer = peer_address(scope, headers_from_scope(scope or {}), self.host.settings.host.trusted_proxies)
+        # A session that is known has its environ; a frame refused before that, its ASGI scope.
+        peer = self.peer_of_environ(environ) if environ else self.peer_of_scope(scope or {})
         log.warning("malformed input from %s (%s): closing the connection", peer, detail)
         sids = [(namespace, self.manager.sid_from_eio_sid(eio_sid, namespace)) for namespace in SERVED_NAMESPACES] if eio_sid else []
         principal_ids = [conn.principal.id for ns, sid in sids if sid and (conn := self.host.connection(sid, ns))]
