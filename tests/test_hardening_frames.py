@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -215,6 +216,25 @@ async def test_a_bad_polling_body_is_refused_on_one_line(tkr_host, body, caplog)
             assert response.status == 400  # the session is gone
     assert security_count(tkr_host) == before + 1
     assert_logged_on_one_line_without_traceback(caplog)
+
+
+async def test_packets_over_one_mebibyte_close_the_connection(tkr_host, tkr_token):
+    """docs/operations.md: a WebSocket message over 1 MiB is closed with 1009; a polling
+    body over 1 MiB is answered 400 and its session closed (it used to hang the request)."""
+    async with raw_socket(tkr_host.url) as ws:
+        await connect_chat(ws, tkr_token("alice"))
+        await ws.send_str('42/chat,["session:list",{"pad":"' + "x" * MEGABYTE + '"}]')
+        await frames_until_closed(ws)
+        assert ws.close_code == 1009
+    base = f"{tkr_host.url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as response:
+            sid = json.loads((await response.text())[1:])["sid"]
+        body = b'42/chat,["session:list",{"pad":"' + b"x" * MEGABYTE + b'"}]'
+        async with http.post(f"{base}&sid={sid}", data=io.BytesIO(body), timeout=aiohttp.ClientTimeout(total=10)) as response:
+            assert response.status == 400
+        async with http.get(f"{base}&sid={sid}") as response:
+            assert response.status == 400
 
 
 async def test_a_good_polling_session_still_works(tkr_host, tkr_token):

@@ -130,10 +130,14 @@ class FrameGuard:
 
     async def _polling_post(self, scope: Scope, receive: Receive, send: Send) -> None:
         length = content_length(scope)
-        if length is None or length > self.max_body_bytes:
-            # python-engineio refuses a body over its limit without reading it,
-            # and reads nothing of a body without a length.
+        if length is None:
+            # python-engineio reads nothing of a body without a length.
             await self.app(scope, receive, send)
+            return
+        if length > self.max_body_bytes:
+            # Refused here, unread: python-engineio's own refusal waits for the
+            # session's queue to drain, which hangs the request when nobody polls.
+            await self._refuse(scope, send, f"a polling body over {self.max_body_bytes} bytes")
             return
         body = b""
         while True:
@@ -147,9 +151,7 @@ class FrameGuard:
         body = body[:length]
         problem = body_problem(body)
         if problem is not None:
-            await self.on_malformed(query_sid(scope), problem, scope)
-            await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"text/plain")]})
-            await send({"type": "http.response.body", "body": b"Bad Request"})
+            await self._refuse(scope, send, problem)
             return
         replayed = False
 
@@ -161,3 +163,8 @@ class FrameGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send, problem: str) -> None:
+        await self.on_malformed(query_sid(scope), problem, scope)
+        await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"Bad Request"})
