@@ -29,7 +29,9 @@ GUARD_EXEMPTS_LOCALHOST = {"plugins": {"guard": {"exempt": ["127.0.0.1"]}}}
 # --- item 6: Engine.IO sessions that connect no namespace ---------------------------
 
 
-@pytest.mark.tkr_settings(GUARD_EXEMPTS_LOCALHOST)
+# The default heartbeat: with the test kit's 1 s + 2 s, sessions nobody polls would
+# be dropped during the loop and free their places.
+@pytest.mark.tkr_settings({**GUARD_EXEMPTS_LOCALHOST, "host": {"ping_interval_s": 25.0, "ping_timeout_s": 20.0}})
 async def test_handshakes_without_a_namespace_do_not_pile_up(tkr_host, tkr_token):
     base = f"{tkr_host.url}/socket.io/?EIO=4&transport=polling"
     accepted: list[str] = []
