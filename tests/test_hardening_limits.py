@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tkr_host.config import load_settings
+from tkr_host.config import ConfigError, load_settings
 
 DOCUMENTED_UNCONNECTED_SESSIONS = 16
 DOCUMENTED_KEEP_ALIVE_TIMEOUT_S = 5.0
@@ -158,3 +158,10 @@ def test_the_example_config_sets_the_timeouts() -> None:
     settings = load_settings(example)
     for key in ("keep_alive_timeout", "read_timeout", "h11_max_incomplete_size", "websocket_max_message_size"):
         assert key in settings.hypercorn, key
+
+
+def test_a_read_timeout_that_would_drop_live_clients_is_refused(tmp_path: Path) -> None:
+    short = tmp_path / "short.toml"
+    short.write_text("read_timeout = 30\n")  # the heartbeat is silent for up to 25 + 20 s
+    with pytest.raises(ConfigError, match=r"read_timeout: .* more than \[host\] ping_interval_s \+ ping_timeout_s \(45 s\)"):
+        load_settings(short)

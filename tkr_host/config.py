@@ -211,4 +211,18 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         raise ConfigError(describe_validation_error(where, exc)) from None
     settings.config_path = config_path
     settings.hypercorn = hypercorn
+    check_read_timeout(settings, where)
     return settings
+
+
+def check_read_timeout(settings: Settings, where: str) -> None:
+    """Refuse a ``read_timeout`` that would drop live clients between two heartbeats."""
+    read_timeout = settings.hypercorn.get("read_timeout")
+    heartbeat = settings.host.ping_interval_s + settings.host.ping_timeout_s
+    if read_timeout is None:
+        return
+    if isinstance(read_timeout, bool) or not isinstance(read_timeout, int | float):
+        raise ConfigError(f"{where}: read_timeout: must be a number of seconds")
+    if read_timeout <= heartbeat:
+        raise ConfigError(f"{where}: read_timeout: {read_timeout} s would drop live clients; it must be more than "
+                          f"[host] ping_interval_s + ping_timeout_s ({heartbeat:g} s)")
