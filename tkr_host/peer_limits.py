@@ -27,6 +27,9 @@ from hypercorn.config import Sockets
 
 log = logging.getLogger(__name__)
 
+#: A refused connection is logged once, then once per this many.
+REFUSALS_PER_LOG_LINE = 1000
+
 
 class PeerCounter:
     """Open connections per address."""
@@ -93,7 +96,7 @@ class PeerLimitedSocket(socket.socket):
                 if socket.getdefaulttimeout() is None and self.gettimeout():
                     connection.setblocking(True)  # as socket.socket.accept does
                 return connection, address
-            if self.counter.refused == 1 or self.counter.refused % 1000 == 0:
+            if self.counter.refused % REFUSALS_PER_LOG_LINE == 1:  # a flood must not flood the log
                 log.warning("refusing connections from %s: it holds %d open (max_connections_per_address); %d refused so far",
                             peer, self.counter.limit, self.counter.refused)
             connection.close()

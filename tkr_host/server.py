@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 SERVED_NAMESPACES = ("/chat", "/agents", "/tasks")
 #: Socket.IO packet types that announce binary attachments (BINARY_EVENT, BINARY_ACK).
 BINARY_PACKET_TYPES = ("5", "6")
+#: A refused handshake is logged once, then once per this many.
+REFUSALS_PER_LOG_LINE = 1000
 
 
 class MalformedPacket(ValueError):
@@ -67,6 +69,7 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
         self._sessions_of: dict[str, set[str]] = {}
         #: Events being answered, per Engine.IO session.
         self._event_slots: dict[str, asyncio.Semaphore] = {}
+        self._refused_handshakes = 0
 
     # --- Engine.IO sessions: per address, and those that never connect a namespace ---
 
@@ -81,8 +84,10 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
         limit = self.host.settings.host.max_unconnected_sessions_per_address
         waiting = sum(1 for other in self._sessions_of.get(peer, ()) if not self._has_namespace(other))
         if waiting >= limit:
-            log.warning("refusing an Engine.IO handshake from %s: %d sessions of that address have connected no namespace yet",
-                        peer, waiting)
+            self._refused_handshakes += 1
+            if self._refused_handshakes % REFUSALS_PER_LOG_LINE == 1:  # a flood must not flood the log
+                log.warning("refusing Engine.IO handshakes from %s: %d sessions of that address have connected no namespace "
+                            "yet (%d refused so far)", peer, waiting, self._refused_handshakes)
             await self.host.security_event(SecurityEvent("rate_limited", peer, detail="engineio_sessions"))
             error = HostError("rate_limit.connect", message="Too many sessions of this address have connected no namespace yet.",
                               retry_after=1.0, hint="Connect a namespace on the sessions already open, or wait.")
