@@ -65,6 +65,9 @@ def write_config(directory: Path, port: int) -> Path:
         "\n[host]\n"
         f'public_url = "http://127.0.0.1:{port}"\n'
         "drain_timeout_s = 2\n"
+        # Every load client comes from 127.0.0.1: lift the host's per-address caps.
+        "max_connections_per_address = 0\n"
+        "max_unconnected_sessions_per_address = 10000\n"
         "\n[plugins.auth_jwt]\n"
         'secret = "env:TKR_JWT_SECRET"\n'
         "\n[plugins.store_peewee]\n"

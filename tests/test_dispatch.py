@@ -35,9 +35,13 @@ async def test_no_payload_and_several_arguments_are_refused(tkr_client):
 
 
 async def test_binary_attachments_are_refused(tkr_client):
+    # Issue 7: a packet that declares binary attachments is malformed (it used to be
+    # answered validation.not_object once python-socketio had buffered them all).
     alice = await tkr_client("alice")
-    ack = await alice.call("session:create", {"title": b"\x00\x01"})
-    assert ack["error"]["code"] == "validation.not_object"
+    await alice.sio.emit("session:create", {"title": b"\x00\x01"}, namespace="/chat")
+    told = await alice.wait_for("error")
+    assert told["code"] == "protocol.malformed"
+    await asyncio.wait_for(alice.sio.wait(), 5)  # returns once the connection has ended
 
 
 @pytest.mark.tkr_settings({"host": {"max_payload_bytes": 1000}})

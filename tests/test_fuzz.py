@@ -52,6 +52,16 @@ WITH_BINARY = st.recursive(SCALARS | st.binary(max_size=64), lambda inner: st.di
 ENGINEIO_MAX_PACKET = 1_048_576
 
 
+def has_binary(payload: Any) -> bool:
+    if isinstance(payload, bytes | bytearray):
+        return True
+    if isinstance(payload, dict):
+        return any(has_binary(value) for value in payload.values())
+    if isinstance(payload, list):
+        return any(has_binary(value) for value in payload)
+    return False
+
+
 def packet_size(payload: Any) -> int:
     """About what the payload weighs on the wire, as python-socketio's client
     encodes it (ASCII-escaped JSON; binary parts counted by length)."""
@@ -118,6 +128,8 @@ class Harness:
         self.store_url = f"sqlite:///{tmp}/fuzz.db"
         self.clients: dict[str, TkrClient] = {}
         self.disconnects = 0
+        #: One reconnect at a time per namespace: the sends of one example run at once.
+        self.reconnecting: dict[str, asyncio.Lock] = {}
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -137,12 +149,13 @@ class Harness:
         self.clients[namespace] = TkrClient(sio, principal, namespace)
 
     async def send(self, namespace: str, event: str, payload: Any) -> Any:
-        client = self.clients[namespace]
-        if not client.sio.connected:  # a packet the library could not parse closed it: reconnect
-            self.disconnects += 1
-            await client.close()
-            await self.connect(namespace, client.principal_id, "agent" if namespace == "/agents" else "user")
+        async with self.reconnecting.setdefault(namespace, asyncio.Lock()):
             client = self.clients[namespace]
+            if not client.sio.connected:  # a packet the host refused as malformed closed it: reconnect
+                self.disconnects += 1
+                await client.close()
+                await self.connect(namespace, client.principal_id, "agent" if namespace == "/agents" else "user")
+                client = self.clients[namespace]
         try:
             return await client.sio.call(event, payload, namespace=namespace, timeout=5)
         except (TypeError, ValueError):
@@ -150,6 +163,8 @@ class Harness:
         except socketio.exceptions.TimeoutError:
             if not client.sio.connected and packet_size(payload) > ENGINEIO_MAX_PACKET:
                 return "closed: over 1 MiB"  # Engine.IO's own rule (PROTOCOL.md, Transport)
+            if not client.sio.connected and has_binary(payload):
+                return "closed: binary attachments"  # protocol.malformed (docs/protocol.md)
             return f"no answer from {namespace} {event} (connected: {client.sio.connected})"
 
     async def stop(self) -> None:
@@ -180,7 +195,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 
 
 def check_ack(ack: Any) -> None:
-    if ack in ("unsendable", "closed: over 1 MiB"):
+    if ack in ("unsendable", "closed: over 1 MiB", "closed: binary attachments"):
         TALLY[ack] += 1
         return
     assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool), ack

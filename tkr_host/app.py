@@ -12,6 +12,7 @@ from quart import Quart
 from tkr_host import lifecycle
 from tkr_host.config import Settings, load_settings
 from tkr_host.dispatch import Dispatcher
+from tkr_host.frames import FrameGuard
 from tkr_host.host import Host
 from tkr_host.namespaces import all_namespaces
 from tkr_host.plugins import make_plugin_manager, validate_plugin_tables
@@ -22,10 +23,24 @@ MAX_HTTP_BUFFER_SIZE = 1_048_576
 
 
 class TkrApp(socketio.ASGIApp):  # type: ignore[misc]
-    """The ASGI app, with the running host attached for tests and embedders."""
+    """The ASGI app, with the running host attached for tests and embedders.
+
+    Engine.IO traffic passes the FrameGuard first (tkr_host/frames.py).
+    """
 
     host: Host
     quart: Quart
+    frame_guard: FrameGuard
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] in ("http", "websocket") and (path if path.endswith("/") else path + "/").startswith(self.engineio_path):
+            await self.frame_guard(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _engineio(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.engineio_server.handle_request(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = ()) -> TkrApp:
@@ -76,4 +91,5 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = 
     app = TkrApp(host.sio, other_asgi_app=quart, socketio_path="socket.io")
     app.host = host
     app.quart = quart
+    app.frame_guard = FrameGuard(app._engineio, sio.malformed, MAX_HTTP_BUFFER_SIZE)
     return app

@@ -10,6 +10,7 @@ the variable ``NAME``, so no secret needs to be written into a file.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -20,7 +21,10 @@ from hypercorn.config import Config as HypercornConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tkr_host.peer_limits import PeerLimitedConfig
+
 ENV_PREFIX = "TKR_"
+READ_TIMEOUT_MARGIN_S = 15
 SECRET_PREFIX = "env:"
 
 
@@ -58,6 +62,12 @@ class HostSettings(BaseModel):
     #: A Bearer credential that may read ``/metrics`` from anywhere (``"env:NAME"``);
     #: without it, only the loopback and the trusted proxies may.
     metrics_token: str | None = Field(default=None, min_length=16)
+    #: Events of one Engine.IO session answered at a time; the next packet waits.
+    max_inflight_events: int = Field(default=8, ge=1, le=256)
+    #: Engine.IO sessions of one address that have not connected a namespace yet.
+    max_unconnected_sessions_per_address: int = Field(default=16, ge=1, le=10_000)
+    #: Open TCP connections of one address (0: no cap). Trusted proxies are exempt.
+    max_connections_per_address: int = Field(default=256, ge=0, le=1_000_000)
     log_level: str = "info"
     #: ``text`` for people, ``json`` for one JSON object per line (time, level,
     #: logger, message, and request_id, sid, principal, namespace, event where known).
@@ -90,11 +100,42 @@ class Settings(BaseSettings):
         # which arrives as init arguments.
         return (env_settings, init_settings)
 
-    def hypercorn_config(self) -> HypercornConfig:
-        return HypercornConfig.from_mapping(self.hypercorn)
+    def hypercorn_config(self) -> PeerLimitedConfig:
+        """Hypercorn's Config: the host's defaults (:func:`hypercorn_defaults`), then the file's keys."""
+        config = PeerLimitedConfig.from_mapping({**hypercorn_defaults(self.host), **self.hypercorn})
+        assert isinstance(config, PeerLimitedConfig)  # from_mapping is a classmethod: cls(), then the keys
+        config.max_connections_per_address = self.host.max_connections_per_address
+        config.exempt_addresses = list(self.host.trusted_proxies)
+        return config
 
     def where(self) -> str:
         return str(self.config_path) if self.config_path else "<environment>"
+
+
+#: Hypercorn's settings the host sets when the file does not: what bounds a
+#: client that opens connections and sends little or nothing (docs/operations.md,
+#: "Limits and abuse").
+HYPERCORN_DEFAULTS: dict[str, Any] = {
+    # A connection must send a whole request head within this many seconds of
+    # opening, and an idle keep-alive connection is closed after it.
+    "keep_alive_timeout": 5.0,
+    # The largest request head (request line and headers) Hypercorn buffers.
+    "h11_max_incomplete_size": 16_384,
+    # The largest WebSocket message, as Engine.IO's own limit (MAX_HTTP_BUFFER_SIZE).
+    "websocket_max_message_size": 1_048_576,
+    # Received ASGI events queued per connection before Hypercorn stops reading it.
+    "max_app_queue_size": 4,
+}
+
+
+def hypercorn_defaults(host: HostSettings) -> dict[str, Any]:
+    """:data:`HYPERCORN_DEFAULTS`, and a ``read_timeout`` that a live client never hits.
+
+    A long-polling GET, and a WebSocket between heartbeats, send nothing for up
+    to ``ping_interval_s + ping_timeout_s``; a connection silent for longer than
+    that plus a margin is dead.
+    """
+    return {**HYPERCORN_DEFAULTS, "read_timeout": math.ceil(host.ping_interval_s + host.ping_timeout_s) + READ_TIMEOUT_MARGIN_S}
 
 
 def _hypercorn_keys() -> set[str]:
@@ -176,4 +217,18 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         raise ConfigError(describe_validation_error(where, exc)) from None
     settings.config_path = config_path
     settings.hypercorn = hypercorn
+    check_read_timeout(settings, where)
     return settings
+
+
+def check_read_timeout(settings: Settings, where: str) -> None:
+    """Refuse a ``read_timeout`` that would drop live clients between two heartbeats."""
+    read_timeout = settings.hypercorn.get("read_timeout")
+    heartbeat = settings.host.ping_interval_s + settings.host.ping_timeout_s
+    if read_timeout is None:
+        return
+    if isinstance(read_timeout, bool) or not isinstance(read_timeout, int | float):
+        raise ConfigError(f"{where}: read_timeout: must be a number of seconds")
+    if read_timeout <= heartbeat:
+        raise ConfigError(f"{where}: read_timeout: {read_timeout} s would drop live clients; it must be more than "
+                          f"[host] ping_interval_s + ping_timeout_s ({heartbeat:g} s)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -74,6 +75,45 @@ def _field_problem(problem: Any, prefix: str) -> dict[str, str]:
         context = problem.get("ctx", {})
         text = f"The value of {context.get('discriminator', 'the tag')} must be one of {context.get('expected_tags', 'the known tags')}"
     return {"field": prefix + ".".join(loc), "problem": text}
+
+
+def json_problem(data: Any) -> tuple[str, str] | None:
+    """The first value of a decoded payload that is not portable JSON, as ``(field, problem)``.
+
+    The packet parser accepts what JSON forbids: ``NaN`` and ``Infinity``
+    (which would be stored as ``null``) and strings with lone surrogates (which
+    cannot be encoded as UTF-8). The field is named like pydantic's, dotted,
+    and the value is never echoed. The walk uses a stack: nesting is bounded
+    by the parser, not by Python's recursion.
+    """
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not _encodes(value):
+                return path, "a string with a lone surrogate, which is not valid UTF-8"
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return path, "NaN and Infinity are not JSON numbers"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                # A client's key is named only when it could be one of ours: never echoed.
+                part = key if isinstance(key, str) and _LOCATION_PART.fullmatch(key) else "(key)"
+                name = f"{path}.{part}" if path else part
+                if isinstance(key, str) and not _encodes(key):
+                    return path, "a key with a lone surrogate, which is not valid UTF-8"
+                stack.append((name, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{index}" if path else str(index), item) for index, item in enumerate(value))
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def payload_size(data: Any) -> int:
@@ -267,11 +307,17 @@ class Dispatcher:
         if len(args) != 1 or not isinstance(args[0], dict):
             raise HostError("validation.not_object", message="The event must carry exactly one JSON object.")
         data: dict[str, Any] = args[0]
+        problem = json_problem(data)
+        if problem is not None:
+            field_name, what = problem
+            raise HostError("validation.payload", message=f"Invalid fields: {field_name or '(payload)'}.",
+                            details={"fields": [{"field": field_name, "problem": what}]})
         try:
             size = payload_size(data)
         except (TypeError, ValueError, RecursionError):
-            # bytes (binary attachments), NaN, or nesting deeper than json can walk
-            raise HostError("validation.not_object", message="The payload must be plain JSON (no binary attachments).") from None
+            # nesting deeper than json can walk (binary attachments close the
+            # connection before this, in TkrServer; NaN and surrogates are refused above)
+            raise HostError("validation.not_object", message="The payload must be plain JSON.") from None
         limit = self.host.settings.host.max_payload_bytes
         if size > limit:
             raise HostError("validation.too_large", message=f"The payload is {size} bytes; at most {limit} are allowed.",

@@ -90,6 +90,8 @@ CATALOG: dict[str, Known] = {
     "conflict.task_exists": Known("A task with that id already exists.", "Use action update, or pick a new task_id."),
     "agent.stream_aborted": Known("The agent disconnected while replying.", "The partial reply was kept; ask again if you need the rest."),
     "protocol.not_connected": Known("This socket is not connected to the namespace.", "Connect the namespace before sending events."),
+    "protocol.already_connected": Known("This socket is connected to the namespace already.",
+                                        "Use the connection you have; disconnect it before connecting again."),
     "store.unavailable": Known("The message store is unavailable.", "Your message is kept; it will be sent again shortly."),
     "internal.error": Known("An unexpected error happened on the host.", None),
 }

@@ -57,6 +57,11 @@ def headers_from_environ(environ: Mapping[str, Any]) -> dict[str, str]:
     return headers
 
 
+def headers_from_scope(scope: Mapping[str, Any]) -> dict[str, str]:
+    """The request headers, lower-cased, from an ASGI scope."""
+    return {bytes(name).decode("latin-1").lower(): bytes(value).decode("latin-1") for name, value in scope.get("headers") or []}
+
+
 def bearer_token(headers: Mapping[str, str]) -> str | None:
     value = headers.get("authorization", "")
     if value[: len(BEARER)].lower() == BEARER:

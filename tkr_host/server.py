@@ -8,13 +8,29 @@ closes them, without forking the library:
   ``[host] connect_timeout_s``;
 * a client that sends a Socket.IO packet the library cannot parse or does not
   expect (python-socketio logs it and keeps the connection). That also counts
-  as a ``malformed_packet`` security event.
+  as a ``malformed_packet`` security event. A packet that declares binary
+  attachments is one of them: python-socketio would buffer every binary frame
+  that follows, without limit, and the protocol carries no binary data.
+
+It also bounds what one client can make the host hold:
+
+* at most ``[host] max_unconnected_sessions_per_address`` Engine.IO sessions
+  of one address wait for their first namespace connect; more handshakes are
+  refused (401 with ``rate_limit.connect``);
+* at most ``[host] max_inflight_events`` events of one Engine.IO session are
+  answered at a time. The next packet waits, and so does the read loop behind
+  it, so a flood backs up into Hypercorn's bounded queue and TCP, not memory.
+  (python-socketio's own ``async_handlers`` would start a task per event.)
+
+A second connect to a namespace the socket is connected to already is answered
+``protocol.already_connected`` (python-socketio answers a bare string).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -22,7 +38,7 @@ from socketio import packet
 
 from tkr_host.dispatch import RESERVED_EVENTS
 from tkr_host.errors import HostError, failure
-from tkr_host.handshake import headers_from_environ, peer_address
+from tkr_host.handshake import headers_from_environ, headers_from_scope, peer_address
 from tkr_host.types import SecurityEvent
 
 if TYPE_CHECKING:
@@ -31,17 +47,71 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVED_NAMESPACES = ("/chat", "/agents", "/tasks")
+#: Socket.IO packet types that announce binary attachments (BINARY_EVENT, BINARY_ACK).
+BINARY_PACKET_TYPES = ("5", "6")
+#: A refused handshake is logged once, then once per this many.
+REFUSALS_PER_LOG_LINE = 1000
+
+
+class MalformedPacket(ValueError):
+    """A packet the host refuses before python-socketio parses it."""
 
 
 class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
     host: Host
 
-    # --- a session that never connects a namespace ---------------------------------
+    def __init__(self, **options: Any) -> None:
+        # Events are answered in tasks started here, at most max_inflight_events
+        # per session at a time (see _handle_event), not one task per packet.
+        super().__init__(async_handlers=False, **options)
+        #: The peer address of every Engine.IO session, and the sessions of each address.
+        self._peer_of: dict[str, str] = {}
+        self._sessions_of: dict[str, set[str]] = {}
+        #: Events being answered, per Engine.IO session.
+        self._event_slots: dict[str, asyncio.Semaphore] = {}
+        self._refused_handshakes = 0
+
+    # --- Engine.IO sessions: per address, and those that never connect a namespace ---
+
+    def peer_of_environ(self, environ: Mapping[str, Any]) -> str:
+        return peer_address(environ.get("asgi.scope"), headers_from_environ(environ), self.host.settings.host.trusted_proxies)
+
+    def peer_of_scope(self, scope: Mapping[str, Any]) -> str:
+        return peer_address(scope, headers_from_scope(scope), self.host.settings.host.trusted_proxies)
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        peer = self.peer_of_environ(environ)
+        limit = self.host.settings.host.max_unconnected_sessions_per_address
+        waiting = sum(1 for other in self._sessions_of.get(peer, ()) if not self._has_namespace(other))
+        if waiting >= limit:
+            self._refused_handshakes += 1
+            if self._refused_handshakes % REFUSALS_PER_LOG_LINE == 1:  # a flood must not flood the log
+                log.warning("refusing Engine.IO handshakes from %s: %d sessions of that address have connected no namespace "
+                            "yet (%d refused so far)", peer, waiting, self._refused_handshakes)
+            await self.host.security_event(SecurityEvent("rate_limited", peer, detail="engineio_sessions"))
+            error = HostError("rate_limit.connect", message="Too many sessions of this address have connected no namespace yet.",
+                              retry_after=1.0, hint="Connect a namespace on the sessions already open, or wait.")
+            # python-engineio answers anything but True/None with 401 and this body.
+            return error.to_wire()
         result = await super()._handle_eio_connect(eio_sid, environ)
+        self._peer_of[eio_sid] = peer
+        self._sessions_of.setdefault(peer, set()).add(eio_sid)
         self.host.spawn(self._close_if_no_namespace(eio_sid))
         return result
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> Any:
+        try:
+            return await super()._handle_eio_disconnect(eio_sid, reason)
+        finally:
+            self._forget_session(eio_sid)
+
+    def _forget_session(self, eio_sid: str) -> None:
+        self._event_slots.pop(eio_sid, None)
+        peer = self._peer_of.pop(eio_sid, None)
+        sessions = self._sessions_of.get(peer, set()) if peer is not None else set()
+        sessions.discard(eio_sid)
+        if peer is not None and not sessions:
+            self._sessions_of.pop(peer, None)
 
     def _has_namespace(self, eio_sid: str) -> bool:
         return any(self.manager.sid_from_eio_sid(eio_sid, namespace) for namespace in SERVED_NAMESPACES)
@@ -52,10 +122,24 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
             log.info("closing Engine.IO session %s: no namespace within %.0f s", eio_sid, self.host.settings.host.connect_timeout_s)
             await self.close_transport(eio_sid)
 
-    # --- event names the handlers must never see ----------------------------------------
+    # --- a second connect to the same namespace -----------------------------------------
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
+        namespace = namespace or "/"
+        if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:
+            return await super()._handle_connect(eio_sid, namespace, data)
+        error = HostError("protocol.already_connected", message=f"This socket is connected to {namespace} already.")
+        await self.host.report_error(error, {"namespace": namespace, "event": "connect", "sid": None})
+        # The same shape as every other refused connect (ConnectionRefusedError's).
+        await self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, namespace=namespace,
+                                                           data={"message": error.code, "data": error.to_wire()}))
+        return None
+
+    # --- event names the handlers must never see, and how many run at once ---------------
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> Any:
-        """Answer events whose name no handler may see, before python-socketio routes them.
+        """Answer events whose name no handler may see, before python-socketio routes them;
+        start the others, at most ``max_inflight_events`` of the session at a time.
 
         python-socketio runs a client event named ``connect`` or ``disconnect``
         through the real handler with the client's arguments, gives an event
@@ -67,7 +151,14 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
             raise ValueError("an event needs a name that is a string")
         event = data[0]
         if event not in RESERVED_EVENTS and event != "*":
-            return await super()._handle_event(eio_sid, namespace, id, data)
+            slots = self._event_slots.get(eio_sid)
+            if slots is None:
+                slots = self._event_slots[eio_sid] = asyncio.Semaphore(self.host.settings.host.max_inflight_events)
+            # Waiting here holds up this session's read loop: the client's next
+            # packets stay in Hypercorn's bounded queue and in TCP.
+            await slots.acquire()
+            self.host.spawn(self._answer_in_slot(slots, eio_sid, namespace, id, data))
+            return None
         namespace = namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         connection = self.host.connection(sid, namespace) if sid else None
@@ -83,28 +174,49 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
             await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[failure(error)]))
         return None
 
+    async def _answer_in_slot(self, slots: asyncio.Semaphore, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
+        try:
+            # With async_handlers off, python-socketio answers the event inline.
+            await super()._handle_event(eio_sid, namespace, id, data)
+        finally:
+            slots.release()
+
     # --- packets the library cannot handle ---------------------------------------------
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
         try:
+            if not isinstance(data, str) or data[:1] in BINARY_PACKET_TYPES:
+                # Refused before python-socketio would wait for (and keep) attachments.
+                raise MalformedPacket("binary attachments")
             return await super()._handle_eio_message(eio_sid, data)
         except Exception as exc:
-            await self._malformed(eio_sid, exc)
+            await self.malformed(eio_sid, type(exc).__name__ if not isinstance(exc, MalformedPacket) else str(exc))
             return None
 
-    async def _malformed(self, eio_sid: str, exc: Exception) -> None:
-        environ = self.environ.get(eio_sid, {})
-        peer = peer_address(environ.get("asgi.scope"), headers_from_environ(environ), self.host.settings.host.trusted_proxies)
-        log.warning("malformed Socket.IO packet from %s (%s): closing the connection", peer, type(exc).__name__)
-        sids = [(namespace, self.manager.sid_from_eio_sid(eio_sid, namespace)) for namespace in SERVED_NAMESPACES]
+    async def malformed(self, eio_sid: str | None, detail: str, scope: Mapping[str, Any] | None = None) -> None:
+        """Refuse a client's malformed input: one log line, a ``malformed_packet``
+        security event, an ``error`` event ``protocol.malformed`` to its
+        namespaces, and its transport closed.
+
+        Input that arrives for a session closed already (the rest of a flood)
+        is dropped without another event: one refusal per session.
+        """
+        if eio_sid and eio_sid not in self.eio.sockets:
+            return
+        environ = self.environ.get(eio_sid, {}) if eio_sid else {}
+        # A session that is known has its environ; a frame refused before that, its ASGI scope.
+        peer = self.peer_of_environ(environ) if environ else self.peer_of_scope(scope or {})
+        log.warning("malformed input from %s (%s): closing the connection", peer, detail)
+        sids = [(namespace, self.manager.sid_from_eio_sid(eio_sid, namespace)) for namespace in SERVED_NAMESPACES] if eio_sid else []
         principal_ids = [conn.principal.id for ns, sid in sids if sid and (conn := self.host.connection(sid, ns))]
         await self.host.security_event(SecurityEvent("malformed_packet", peer, principal_ids[0] if principal_ids else None,
-                                                     detail=type(exc).__name__))
+                                                     detail=detail))
         error = HostError("protocol.malformed")
         for namespace, sid in sids:
             if sid:
                 await self.emit("error", error.to_wire(), to=sid, namespace=namespace)
-        await self.close_transport(eio_sid)
+        if eio_sid:
+            await self.close_transport(eio_sid)
 
     # --- closing for real ------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from typing import Any
 import pytest
 import socketio
 from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config as HypercornConfig
 
 from tkr_host import lifecycle
 from tkr_host.app import TkrApp, create_app
@@ -124,7 +123,8 @@ async def start_host(settings: dict[str, Any], plugins: list[Any] | tuple[Any, .
     # this function returns, and a connect before that would be refused.
     listener.listen(128)
     port = listener.getsockname()[1]
-    config = HypercornConfig()
+    # The host's own Hypercorn settings (timeouts, the per-address cap), on this socket.
+    config = app.host.settings.hypercorn_config()
     config.bind = [f"fd://{listener.detach()}"]
     config.graceful_timeout = 2.0
     config.loglevel = "WARNING"
