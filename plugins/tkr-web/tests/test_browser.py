@@ -132,7 +132,8 @@ def test_stop_ends_the_reply_as_stopped(web_host, echo_agent, page):
     token = sign_in(page, web_host)
     session_id = new_session(page, "Stop", ("echo",))
     send(page, LONG)
-    page.wait_for_selector('[data-testid="stop-stream"]').click()
+    # A locator, not an element handle: the button may be redrawn as chunks arrive.
+    page.locator('[data-testid="stop-stream"]').click()
     stopped = page.wait_for_selector(f'{MESSAGE}[data-sender="echo"][data-status="stopped"]')
     assert stopped.get_attribute("data-streaming") is None
     assert "Stopped" in stopped.inner_text()
