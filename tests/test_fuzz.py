@@ -255,6 +255,8 @@ def test_the_history_route_answers_generated_query_strings(harness: Harness, bef
         assert body["error"]["code"] == "validation.payload" and body["error"]["hint"], body
 
 
+#: 12,000 payloads take about two minutes on an idle machine, several on a loaded one.
+@pytest.mark.timeout(1200)
 def test_every_event_answers_generated_payloads_and_nothing_refused_is_stored(harness: Harness) -> None:
     # One test, so that the storage check always follows the fuzzing it checks,
     # whatever order the tests run in (pytest-randomly), and the count it asserts
