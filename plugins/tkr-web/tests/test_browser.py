@@ -269,6 +269,29 @@ def test_an_xss_payload_from_another_member_stays_inert(web_host, page):
     screenshot(page, "xss-inert")
 
 
+def test_a_remote_image_in_a_message_shows_as_a_link_and_does_not_load(web_host, page):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Tracking")
+    invite(web_host, session_id, "mallory")
+    remote = f"https://127.0.0.1:{web_host.port + 1}/p.png?u=alice"  # another origin than the page's
+    mallory = socketio.Client(reconnection=False)
+    mallory.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("mallory")}, transports=["websocket"])
+    try:
+        for index, text in enumerate([f"![pixel]({remote})", "![](data:image/png;base64,iVBORw0KGgo=)", "sentinel"]):
+            ack = mallory.call("message:send", {"session_id": session_id, "client_id": f"i-{index}", "type": "text",
+                                                  "payload": {"text": text, "format": "markdown"}},
+                               namespace="/chat")
+            assert ack["ok"], ack
+    finally:
+        mallory.disconnect()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"message\"][data-sender=\"mallory\"]').length === 3")
+    sources = page.eval_on_selector_all("#message-list img", "els => els.map((e) => e.getAttribute('src'))")
+    assert sources == []
+    link = page.wait_for_selector(f'{MESSAGE}[data-sender="mallory"] a.remote-image')
+    assert link.get_attribute("href") == remote and "pixel" in link.inner_text()
+    screenshot(page, "remote-image")
+
+
 @pytest.mark.web_config("[plugins.ratelimit]\nmessages_per_second = 0.25\nmessage_burst = 1\n")
 def test_a_rate_limit_error_shows_its_hint_and_a_countdown(web_host, page):
     token = sign_in(page, web_host)

@@ -133,3 +133,10 @@ async def test_without_npm_modules_the_page_says_what_to_run(tkr_host):
     missing = json.loads(page.root["data-missing"] or "[]")
     assert missing and all("npm ci" in line for line in missing)
     assert page.root["data-title"] == "Team chat"
+
+
+async def test_images_load_only_from_the_host_itself_by_default(tkr_host):
+    # docs/web.md: a member's remote image must not load by itself and track the readers.
+    headers, _ = await page_of(tkr_host)
+    policy = {part.split()[0]: part.split()[1:] for part in headers["Content-Security-Policy"].split("; ")}
+    assert policy["img-src"] == ["'self'"]

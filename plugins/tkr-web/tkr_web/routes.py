@@ -53,7 +53,7 @@ def security_headers(csp: str) -> dict[str, str]:
     }
 
 
-def render_page(title: str, assets: Assets, renderers: dict[str, str]) -> str:
+def render_page(title: str, assets: Assets, renderers: dict[str, str], img_src: list[str] | None = None) -> str:
     template = files("tkr_web").joinpath("page.html").read_text(encoding="utf-8")
     data: dict[str, str] = {
         "title": title,
@@ -63,6 +63,8 @@ def render_page(title: str, assets: Assets, renderers: dict[str, str]) -> str:
         "client": assets.url("client", "index.js") if "client" in assets.mounts else "",
         "renderers": json.dumps(renderers, sort_keys=True),
         "missing": json.dumps(assets.missing),
+        # The page turns any other image into a link (the CSP would block it anyway).
+        "imgsrc": json.dumps(img_src or []),
     }
     for package, (_subdir, module) in VENDOR.items():
         mount = f"vendor/{package}"
@@ -81,7 +83,7 @@ def install(app: Quart, title: str, assets: Assets, renderer_types: list[str], i
     headers = security_headers(content_security_policy(img_src))
     renderers = {t: assets.url(f"renderers/{t}", next(iter(assets.mounts[f"renderers/{t}"].files)))
                  for t in renderer_types if f"renderers/{t}" in assets.mounts}
-    page = render_page(title, assets, renderers)
+    page = render_page(title, assets, renderers, img_src)
     worker = worker_script(assets, list(renderers.values()))
 
     @routes.get("/")

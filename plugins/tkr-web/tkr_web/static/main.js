@@ -60,7 +60,7 @@ async function boot() {
   const [{ Manager }, clientModule, { Marked }, { default: DOMPurify }] = await Promise.all([
     import(data.socketio), import(data.client), import(data.marked), import(data.dompurify),
   ]);
-  const markdown = makeRenderer({ Marked }, DOMPurify);
+  const markdown = makeRenderer({ Marked }, DOMPurify, { imgSrc: JSON.parse(data.imgSrc || "[]") });
   const { TkrClient, IndexedDBQueue, MemoryQueue } = clientModule;
   let queue;
   try {
