@@ -372,3 +372,29 @@ def test_a_message_the_host_refuses_shows_as_failed_with_the_reason_and_can_be_d
     send(page, "short enough")
     page.wait_for_selector(f'{MESSAGE}[data-state="sent"]')
     assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["short enough"]
+
+
+def test_a_message_whose_outbox_write_fails_stays_in_the_composer(web_host, page):
+    sign_in(page, web_host)
+    new_session(page, "Full disk")
+    # From now on every write to IndexedDB fails, as with a full disk.
+    page.evaluate("""() => { IDBObjectStore.prototype.put = function () {
+        throw new DOMException('The quota has been exceeded.', 'QuotaExceededError'); }; }""")
+    send(page, "do not lose me")
+    page.wait_for_selector('[data-testid="error"][data-code="internal.outbox"]')
+    assert page.input_value('[data-testid="composer"]') == "do not lose me"
+    assert page.query_selector_all(MESSAGE) == []
+    assert page.page_errors == []
+    screenshot(page, "outbox-write-failed")
+
+
+def test_without_a_working_indexeddb_the_page_keeps_its_queue_in_memory(web_host, page):
+    # IndexedDB exists but cannot be opened (some private windows, a blocked profile).
+    page.add_init_script("""IDBFactory.prototype.open = function () {
+        throw new DOMException('The operation is not allowed.', 'InvalidStateError'); };""")
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "No IndexedDB")
+    send(page, "still sent")
+    page.wait_for_selector(f'{MESSAGE}[data-state="sent"]')
+    assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["still sent"]
+    assert page.page_errors == []

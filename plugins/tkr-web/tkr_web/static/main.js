@@ -41,6 +41,22 @@ function setSessionInUrl(sessionId) {
   history.replaceState(null, "", url.pathname + url.search);
 }
 
+/**
+ * The outbox: IndexedDB, or memory where IndexedDB is missing or cannot be
+ * opened (private windows, a blocked profile). IndexedDB fails in open(), not
+ * in the constructor, so the database is opened here once to find out.
+ */
+async function openQueue(IndexedDBQueue, MemoryQueue) {
+  try {
+    const queue = new IndexedDBQueue();
+    await queue.all("");
+    return queue;
+  } catch (error) {
+    console.warn("IndexedDB is not usable; queued messages last as long as the page:", error);
+    return new MemoryQueue();
+  }
+}
+
 async function boot() {
   const missing = JSON.parse(data.missing || "[]");
   if (missing.length) {
@@ -62,12 +78,7 @@ async function boot() {
   ]);
   const markdown = makeRenderer({ Marked }, DOMPurify, { imgSrc: JSON.parse(data.imgSrc || "[]") });
   const { TkrClient, IndexedDBQueue, MemoryQueue } = clientModule;
-  let queue;
-  try {
-    queue = new IndexedDBQueue();
-  } catch {
-    queue = new MemoryQueue(); // private windows without IndexedDB: the queue lasts as long as the page
-  }
+  const queue = await openQueue(IndexedDBQueue, MemoryQueue);
   // Retries are spread up to 10 s apart: long enough not to hammer a host
   // that is coming back, short enough that a person waiting is not kept long.
   const client = new TkrClient({ url: location.origin, token: credential, Manager, queue, backoff: { baseMs: 500, capMs: 10_000 } });
@@ -181,15 +192,35 @@ function startChat(client, markdown) {
 
   // Composer: Enter sends, Shift+Enter adds a line; the box grows with its text.
   const composer = $("#composer");
+  // The text leaves the box only once the outbox holds it: if the write
+  // fails (a full disk), the user still has what they typed.
+  const inFlight = new Set();
   const send = async () => {
     const text = composer.value.trim();
-    if (!text || !activeId) return;
-    composer.value = "";
-    composer.style.height = "";
+    if (!text || !activeId || inFlight.has(text)) return;
+    inFlight.add(text);
     const state = client.session(activeId);
     const agents = state?.agentMembers() ?? [];
-    const entry = await client.send(activeId, { type: "text", payload: { text, format: "markdown" }, ...(agents.length === 1 ? { to: agents[0].id } : {}) });
+    let entry;
+    try {
+      entry = await client.send(activeId, { type: "text", payload: { text, format: "markdown" }, ...(agents.length === 1 ? { to: agents[0].id } : {}) });
+    } catch (error) {
+      console.warn("the outbox refused the message:", error);
+      notices.show({
+        code: "internal.outbox", severity: "error", recoverable: true,
+        message: "The message could not be saved for sending.",
+        hint: "It is still in the message box: try again, or copy it somewhere safe.",
+      });
+      return;
+    } finally {
+      inFlight.delete(text);
+    }
     localIds.add(entry.client_id);
+    // The user may have typed the next message meanwhile: leave that alone.
+    if (composer.value.trim() === text) {
+      composer.value = "";
+      composer.style.height = "";
+    }
     redraw(true);
   };
   composer.addEventListener("keydown", (event) => {
