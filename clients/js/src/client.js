@@ -14,7 +14,7 @@
 // written to the outbox, shows as "queued", and is sent when the connection
 // is up. A resend after a lost ack or a reload is a harmless duplicate.
 
-import { retryAfterMs } from "./backoff.js";
+import { fullJitterDelay, retryAfterMs } from "./backoff.js";
 import { Connection } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { MemoryQueue, nextOrder } from "./queue.js";
@@ -22,6 +22,10 @@ import { SessionState } from "./session.js";
 
 const RETRYABLE = (code) => code.startsWith("rate_limit.") || code === "store.unavailable";
 const GAP_WAIT_MS = 250;
+/** Backoff of a drain or a join that got no ack while the socket stayed up. */
+const RETRY_BACKOFF = { baseMs: 500, capMs: 10_000 };
+/** Refusals of a join that no wait will change: the session is gone, or we are not in it. */
+const FINAL_JOIN = (code) => code.startsWith("not_found.") || code.startsWith("permission.");
 const TASK_SETTLE_MS = 150;
 
 function newClientId() {
@@ -71,6 +75,10 @@ export class TkrClient extends Emitter {
     this._holdUntil = 0;
     this._holdTimer = null;
     this._gapTimers = new Map();
+    this._drainAttempts = 0;
+    this._drainTimer = null;
+    /** @type {Map<string, {timer: any, attempt: number}>} rejoins waiting for their retry */
+    this._joinRetries = new Map();
     this._taskTimers = new Map();
     this.connection = new Connection({ url: this.url, token, Manager, ...rest });
     const { chat, tasks } = this.connection;
@@ -94,7 +102,10 @@ export class TkrClient extends Emitter {
 
   /** Load the outbox, then connect. */
   async start() {
-    this.queued = await this.queue.all(this.queueOwner);
+    const held = await this.queue.all(this.queueOwner);
+    // A refused entry stays in the outbox, marked, so that it still shows as failed after a reload.
+    this.queued = held.filter((entry) => !entry.failed);
+    for (const entry of held) if (entry.failed) this._stateOf(entry.session_id).failed.set(entry.client_id, { entry, error: entry.failed });
     this.emit("queue", { count: this.queued.length });
     this.connection.start();
   }
@@ -102,7 +113,9 @@ export class TkrClient extends Emitter {
   stop() {
     this.connection.stop();
     clearTimeout(this._holdTimer);
+    clearTimeout(this._drainTimer);
     for (const timer of [...this._gapTimers.values(), ...this._taskTimers.values()]) clearTimeout(timer);
+    for (const { timer } of this._joinRetries.values()) clearTimeout(timer);
   }
 
   // --- requests ---------------------------------------------------------------
@@ -141,9 +154,8 @@ export class TkrClient extends Emitter {
 
   /** Follow a session: join it now and again after every reconnect, with since_seq. */
   async join(sessionId) {
-    const state = this.sessions.get(sessionId) ?? new SessionState({ id: sessionId, members: [], last_seq: 0 });
+    const state = this._stateOf(sessionId);
     state.followed = true;
-    this.sessions.set(sessionId, state);
     return this._join(state);
   }
 
@@ -199,10 +211,11 @@ export class TkrClient extends Emitter {
     return this.send(sessionId, { type: entry.type, payload: entry.payload, to: entry.to, in_reply_to: entry.in_reply_to, client_id: entry.client_id });
   }
 
-  /** Forget a refused message. */
-  dismiss(sessionId, clientId) {
+  /** Forget a refused message (it leaves the outbox too). */
+  async dismiss(sessionId, clientId) {
     this.sessions.get(sessionId)?.failed.delete(clientId);
     this._changed(sessionId);
+    await this.queue.remove(clientId);
   }
 
   async stopStream(sessionId, messageId) {
@@ -262,20 +275,35 @@ export class TkrClient extends Emitter {
         const { owner, queued_at, order, ...wire } = entry;
         const ack = await this.call("message:send", wire);
         if (ack.ok) {
+          this._drainAttempts = 0;
           await this._dequeue(entry);
           this._stored(entry, ack.message);
           continue;
         }
         const code = ack.error?.code ?? "";
-        if (code === "protocol.offline" || code === "protocol.timeout" || code === "protocol.not_connected") return;
+        // Not connected: the next "online" drains again.
+        if (code === "protocol.offline" || code === "protocol.not_connected") return;
+        if (code === "protocol.timeout") {
+          // No ack while the socket stayed up (a slow host, a lost packet): try
+          // again after a backoff; the resend is a duplicate if the first was stored.
+          this._drainAttempts += 1;
+          clearTimeout(this._drainTimer);
+          this._drainTimer = setTimeout(() => void this.drain(), Math.max(100, fullJitterDelay(this._drainAttempts, RETRY_BACKOFF)));
+          return;
+        }
         this.emit("notice", { error: ack.error, sessionId: entry.session_id, clientId: entry.client_id });
         if (RETRYABLE(code)) {
           this._holdUntil = Date.now() + (retryAfterMs(ack.error) ?? 1000);
           continue;
         }
-        // Refused for good (validation, permission…): it leaves the queue and shows as failed.
-        await this._dequeue(entry);
-        this._withSession(entry.session_id, (s) => s.failed.set(entry.client_id, { entry, error: ack.error }));
+        // Refused for good (validation, permission…): it leaves the queue and
+        // shows as failed, in its session's state even before the page joins
+        // it; the outbox keeps it, marked, so a reload still shows it.
+        await this.queue.add({ ...entry, failed: ack.error });
+        this.queued = this.queued.filter((queued) => queued.client_id !== entry.client_id);
+        this.emit("queue", { count: this.queued.length });
+        this._stateOf(entry.session_id).failed.set(entry.client_id, { entry, error: ack.error });
+        this._changed(entry.session_id);
       }
     } finally {
       this._draining = false;
@@ -326,9 +354,14 @@ export class TkrClient extends Emitter {
       const since = state.contiguous;
       const ack = await this.call("session:join", { session_id: state.id, ...(since !== null ? { since_seq: since } : {}) });
       if (!ack.ok) {
-        if (ack.error.code !== "protocol.offline") this.emit("notice", { error: ack.error, sessionId: state.id });
+        const code = ack.error?.code ?? "";
+        if (code === "protocol.offline") return ack; // the next "online" joins again
+        if (FINAL_JOIN(code)) state.followed = false;
+        else this._retryJoin(state, ack.error);
+        this.emit("notice", { error: ack.error, sessionId: state.id });
         return ack;
       }
+      this._cancelJoinRetry(state.id);
       Object.assign(state.session, ack.session);
       for (const message of ack.messages) {
         state.ingest(message);
@@ -350,6 +383,23 @@ export class TkrClient extends Emitter {
         return ack;
       }
     }
+  }
+
+  /** Join again later: after `retry_after` when the host gives one, else after a backoff. */
+  _retryJoin(state, error) {
+    const held = this._joinRetries.get(state.id);
+    clearTimeout(held?.timer);
+    const attempt = (held?.attempt ?? 0) + 1;
+    const delay = retryAfterMs(error) ?? Math.max(100, fullJitterDelay(attempt, RETRY_BACKOFF));
+    const timer = setTimeout(() => {
+      if (state.followed && this.connection.connected) void this._join(state);
+    }, delay);
+    this._joinRetries.set(state.id, { timer, attempt });
+  }
+
+  _cancelJoinRetry(sessionId) {
+    clearTimeout(this._joinRetries.get(sessionId)?.timer);
+    this._joinRetries.delete(sessionId);
   }
 
   _live(message) {
@@ -445,6 +495,16 @@ export class TkrClient extends Emitter {
   }
 
   // --- helpers --------------------------------------------------------------------
+
+  /** The state of a session, made (not followed) when none is held yet. */
+  _stateOf(sessionId) {
+    let state = this.sessions.get(sessionId);
+    if (!state) {
+      state = new SessionState({ id: sessionId, members: [], last_seq: 0 });
+      this.sessions.set(sessionId, state);
+    }
+    return state;
+  }
 
   _withSession(sessionId, change) {
     const state = this.sessions.get(sessionId);

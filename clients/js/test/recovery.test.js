@@ -1,0 +1,118 @@
+// The client recovers by itself from what a live connection can still go
+// through: an ack that never comes, a join the host refuses for a while, a
+// message refused for good before the page joined its session.
+// Expected behaviour comes from docs/web.md ("The client module") and PROTOCOL.md 1.1.
+
+import "fake-indexeddb/auto";
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+
+import { Manager, io } from "socket.io-client";
+
+import { IndexedDBQueue, TkrClient } from "../src/index.js";
+import { TestHost, waitFor } from "./host.js";
+
+const FAST = { baseMs: 50, capMs: 300 };
+const opened = [];
+after(() => {
+  for (const made of opened) made.stop();
+});
+
+function client(host, sub, options = {}) {
+  const made = new TkrClient({ url: host.url, token: host.token(sub), Manager, backoff: FAST, ackTimeoutMs: 3000, ...options });
+  opened.push(made);
+  return made;
+}
+
+async function online(made) {
+  await made.start();
+  await waitFor(() => made.state === "online", { what: "online" });
+  return made;
+}
+
+/** Drop the next `count` packets of `event` the socket writes: their acks never come. */
+function dropNext(socket, event, count = 1) {
+  const dropped = [];
+  const packet = socket.packet.bind(socket);
+  socket.packet = (frame) => {
+    if (count > 0 && frame.data?.[0] === event) {
+      count -= 1;
+      dropped.push(frame.data[1]);
+      return;
+    }
+    packet(frame);
+  };
+  return dropped;
+}
+
+const texts = (messages) => messages.map((m) => m.payload.text);
+
+describe("recovery while connected", () => {
+  const host = new TestHost();
+  before(() => host.start());
+  after(() => host.close());
+
+  test("an ack timeout does not stop the outbox: it is drained again while connected", async () => {
+    const alice = await online(client(host, "alice", { ackTimeoutMs: 300 }));
+    const sessionId = (await alice.createSession({ title: "timeouts" })).session.id;
+    const dropped = dropNext(alice.connection.chat, "message:send");
+    await alice.send(sessionId, { payload: { text: "after a timeout" } });
+    await alice.send(sessionId, { payload: { text: "and the next" } });
+    await waitFor(() => alice.queued.length === 0, { timeoutMs: 8000, what: "the outbox to drain after the timeout" });
+    assert.equal(dropped.length, 1);
+    assert.equal(alice.state, "online");
+    assert.deepEqual(texts(await host.history(host.token("alice"), sessionId)), ["after a timeout", "and the next"]);
+  });
+
+  test("a rejoin that times out is tried again, and the resume arrives", async () => {
+    const alice = await online(client(host, "alice", { ackTimeoutMs: 300 }));
+    const sessionId = (await alice.createSession({ title: "rejoin" })).session.id;
+    const dropped = dropNext(alice.connection.chat, "session:join");
+    alice.connection.chat.off("message"); // only the join may bring the messages
+    const other = io(`${host.url}/chat`, { auth: { token: host.token("alice") }, reconnection: false, forceNew: true });
+    await new Promise((resolve) => other.once("connect", resolve));
+    for (const text of ["x1", "x2"]) {
+      await other.emitWithAck("message:send", { session_id: sessionId, client_id: `c-${text}`, type: "text", payload: { text } });
+    }
+    alice.connection.manager.engine.close(); // the transport drops; the client reconnects and rejoins
+    await waitFor(() => alice.session(sessionId).messages().length === 2, { timeoutMs: 8000, what: "the rejoin to be retried" });
+    assert.equal(dropped.length, 1);
+    other.disconnect();
+  });
+
+  test("a join refused for good (not_found.session) stops following the session", async () => {
+    const alice = await online(client(host, "alice"));
+    const ack = await alice.join("00000000-0000-4000-8000-000000000000");
+    assert.equal(ack.ok, false);
+    assert.equal(ack.error.code, "not_found.session");
+    assert.equal(alice.session("00000000-0000-4000-8000-000000000000").followed, false);
+  });
+
+  test("a message refused for good before its session is joined shows as failed, also after a reload, until discarded", async () => {
+    const creator = await online(client(host, "alice"));
+    const sessionId = (await creator.createSession({ title: "refused" })).session.id;
+    const name = `tkr-failed-${Date.now()}`;
+    const offline = () => false;
+    const first = client(host, "alice", { queue: new IndexedDBQueue({ name }), isOnline: offline });
+    await first.start();
+    const entry = await first.send(sessionId, { payload: { text: "x".repeat(40_000) } }); // over the 32768 characters of text
+    first.stop();
+    // A reload with the host up: the outbox drains before the page joins anything.
+    const second = await online(client(host, "alice", { queue: new IndexedDBQueue({ name }) }));
+    await waitFor(() => second.session(sessionId)?.failed.has(entry.client_id), { what: "the failed entry" });
+    assert.match(second.session(sessionId).failed.get(entry.client_id).error.code, /^validation\./);
+    assert.equal(second.queued.length, 0);
+    second.stop();
+    // Another reload: it is still there, as failed and not queued.
+    const third = client(host, "alice", { queue: new IndexedDBQueue({ name }), isOnline: offline });
+    await third.start();
+    assert.ok(third.session(sessionId)?.failed.has(entry.client_id));
+    assert.equal(third.queued.length, 0);
+    await third.dismiss(sessionId, entry.client_id);
+    third.stop();
+    const fourth = client(host, "alice", { queue: new IndexedDBQueue({ name }), isOnline: offline });
+    await fourth.start();
+    assert.equal(fourth.session(sessionId)?.failed.size ?? 0, 0);
+  });
+});
