@@ -45,6 +45,19 @@ export function principalFromToken(token) {
   }
 }
 
+/**
+ * Whose entries in a shared outbox: the host and the principal a JWT names, or
+ * for an API key (which names nobody) a SHA-256 of the key, so that no part of
+ * a credential is ever written to IndexedDB.
+ */
+export async function queueOwnerFor(url, token) {
+  const base = url.replace(/\/$/, "");
+  const principal = principalFromToken(token);
+  if (principal) return `${base}|${principal.id}`;
+  const digest = await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(String(token)));
+  return `${base}|sha256:${[...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("")}`;
+}
+
 export class TkrClient extends Emitter {
   /**
    * @param {object} options
@@ -64,7 +77,8 @@ export class TkrClient extends Emitter {
     this.token = token;
     this.me = principalFromToken(token);
     this.queue = queue;
-    this.queueOwner = queueOwner ?? `${this.url}|${this.me?.id ?? token.slice(-12)}`;
+    // An API key's owner needs a digest, which is async: start() sets it.
+    this.queueOwner = queueOwner ?? (this.me ? `${this.url}|${this.me.id}` : null);
     this.ackTimeoutMs = ackTimeoutMs;
     this._fetch = fetch;
     /** @type {Map<string, SessionState>} */
@@ -102,6 +116,7 @@ export class TkrClient extends Emitter {
 
   /** Load the outbox, then connect. */
   async start() {
+    this.queueOwner ??= await queueOwnerFor(this.url, this.token);
     const held = await this.queue.all(this.queueOwner);
     // A refused entry stays in the outbox, marked, so that it still shows as failed after a reload.
     this.queued = held.filter((entry) => !entry.failed);
@@ -183,6 +198,7 @@ export class TkrClient extends Emitter {
    * @returns {Promise<object>} the queue entry, with its client_id
    */
   async send(sessionId, { type = "text", payload, to, in_reply_to, client_id } = {}) {
+    this.queueOwner ??= await queueOwnerFor(this.url, this.token);
     const entry = {
       client_id: client_id ?? newClientId(),
       owner: this.queueOwner,
@@ -201,6 +217,15 @@ export class TkrClient extends Emitter {
     this._changed(sessionId);
     void this.drain();
     return entry;
+  }
+
+  /** Forget every queued and failed message of this owner (sign-out: their text is private). */
+  async clearOutbox() {
+    this.queueOwner ??= await queueOwnerFor(this.url, this.token);
+    for (const entry of await this.queue.all(this.queueOwner)) await this.queue.remove(entry.client_id);
+    this.queued = [];
+    for (const state of this.sessions.values()) state.failed.clear();
+    this.emit("queue", { count: 0 });
   }
 
   /** Put a refused message back in the queue, with the same client_id. */

@@ -116,3 +116,33 @@ describe("recovery while connected", () => {
     assert.equal(fourth.session(sessionId)?.failed.size ?? 0, 0);
   });
 });
+
+describe("whose outbox", () => {
+  test("an API key's queue owner is a SHA-256 of it, not a piece of the key", async () => {
+    const key = "tkr_live_0123456789abcdefSECRETPART";
+    const made = new TkrClient({ url: "http://127.0.0.1:9", token: key, Manager, isOnline: () => false });
+    opened.push(made);
+    await made.start();
+    const digest = Buffer.from(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key))).toString("hex");
+    assert.equal(made.queueOwner, `http://127.0.0.1:9|sha256:${digest}`);
+    assert.ok(!made.queueOwner.includes(key.slice(-6)));
+    const entry = await made.send("s-1", { payload: { text: "mine" } });
+    assert.equal(entry.owner, made.queueOwner);
+  });
+
+  test("clearOutbox forgets the queued and the failed messages of that owner only", async () => {
+    const name = `tkr-clear-${Date.now()}`;
+    const offline = () => false;
+    const mine = new TkrClient({ url: "http://127.0.0.1:9", token: "key-one", Manager, isOnline: offline, queue: new IndexedDBQueue({ name }) });
+    const theirs = new TkrClient({ url: "http://127.0.0.1:9", token: "key-two", Manager, isOnline: offline, queue: new IndexedDBQueue({ name }) });
+    opened.push(mine, theirs);
+    await mine.start();
+    await theirs.start();
+    await mine.send("s-1", { payload: { text: "private" } });
+    await theirs.send("s-1", { payload: { text: "other user" } });
+    await mine.clearOutbox();
+    assert.equal(mine.queued.length, 0);
+    assert.deepEqual(await new IndexedDBQueue({ name }).all(mine.queueOwner), []);
+    assert.equal((await new IndexedDBQueue({ name }).all(theirs.queueOwner)).length, 1);
+  });
+});

@@ -398,3 +398,24 @@ def test_without_a_working_indexeddb_the_page_keeps_its_queue_in_memory(web_host
     page.wait_for_selector(f'{MESSAGE}[data-state="sent"]')
     assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["still sent"]
     assert page.page_errors == []
+
+
+def test_sign_out_forgets_the_outbox_and_the_conversation_list(web_host, page):
+    sign_in(page, web_host)
+    new_session(page, "Private")
+    send(page, "x" * 40_000)  # refused for good: it stays in the outbox, marked failed
+    page.wait_for_selector(f'{MESSAGE}[data-state="failed"]')
+    assert page.evaluate("Object.keys(sessionStorage).filter((key) => key.startsWith('tkr.sessions'))") != []
+    page.click("#sign-out")
+    page.wait_for_selector("#signin-form")
+    assert page.evaluate("Object.keys(sessionStorage).filter((key) => key.startsWith('tkr.'))") == []
+    outbox = page.evaluate("""() => new Promise((resolve, reject) => {
+        const request = indexedDB.open('tkr-client', 1);
+        request.onsuccess = () => {
+            const read = request.result.transaction('outbox').objectStore('outbox').getAll();
+            read.onsuccess = () => resolve(read.result.map((entry) => entry.payload?.text?.length ?? 0));
+            read.onerror = () => reject(read.error);
+        };
+        request.onerror = () => reject(request.error);
+    })""")
+    assert outbox == []

@@ -5,7 +5,7 @@
 import { $, avatar, h } from "./dom.js";
 import { makeRenderer } from "./markdown.js";
 import { MessageList } from "./messages.js";
-import { SessionList, drawPresence, drawTasks } from "./panels.js";
+import { SessionList, drawPresence, drawTasks, forgetSessionCache } from "./panels.js";
 import { RendererRegistry } from "./renderers.js";
 import { Notices, StatusView } from "./status.js";
 
@@ -77,11 +77,13 @@ async function boot() {
     import(data.socketio), import(data.client), import(data.marked), import(data.dompurify),
   ]);
   const markdown = makeRenderer({ Marked }, DOMPurify, { imgSrc: JSON.parse(data.imgSrc || "[]") });
-  const { TkrClient, IndexedDBQueue, MemoryQueue } = clientModule;
+  const { TkrClient, IndexedDBQueue, MemoryQueue, queueOwnerFor } = clientModule;
   const queue = await openQueue(IndexedDBQueue, MemoryQueue);
   // Retries are spread up to 10 s apart: long enough not to hammer a host
   // that is coming back, short enough that a person waiting is not kept long.
-  const client = new TkrClient({ url: location.origin, token: credential, Manager, queue, backoff: { baseMs: 500, capMs: 10_000 } });
+  // The owner is known before anything reads the outbox or the cached list: both are per user.
+  const queueOwner = await queueOwnerFor(location.origin, credential);
+  const client = new TkrClient({ url: location.origin, token: credential, Manager, queue, queueOwner, backoff: { baseMs: 500, capMs: 10_000 } });
   window.tkrClient = client; // for the console and for browser tests
   const chat = startChat(client, markdown);
   await client.start();
@@ -260,9 +262,17 @@ function startChat(client, markdown) {
     const open_ = shell.classList.toggle("sidebar-open");
     $("#sidebar-toggle").setAttribute("aria-expanded", String(open_));
   });
-  $("#sign-out").addEventListener("click", () => {
+  $("#sign-out").addEventListener("click", async () => {
+    // Nothing of this user stays behind for whoever uses the browser next:
+    // the credential, the cached conversation list, and the unsent text.
     sessionStorage.removeItem(CREDENTIAL_KEY);
+    forgetSessionCache();
     client.stop();
+    try {
+      await client.clearOutbox();
+    } catch (error) {
+      console.warn("the outbox could not be cleared:", error);
+    }
     location.replace(location.pathname);
   });
   document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && redraw());

@@ -5,14 +5,22 @@
 import { $, avatar, h, shortTime } from "./dom.js";
 import { renderArtifacts, renderHistory, stateBadge } from "./cards.js";
 
-const CACHE_KEY = "tkr.sessions";
+const CACHE_PREFIX = "tkr.sessions";
 
-function readCache() {
+/** The cached list is per user (the client's queue owner), so one user never sees another's. */
+const cacheKey = (client) => `${CACHE_PREFIX}:${client.queueOwner}`;
+
+function readCache(key) {
   try {
-    return JSON.parse(sessionStorage.getItem(CACHE_KEY) ?? "[]");
+    return JSON.parse(sessionStorage.getItem(key) ?? "[]");
   } catch {
     return [];
   }
+}
+
+/** Sign-out: forget every cached conversation list. */
+export function forgetSessionCache() {
+  for (const key of Object.keys(sessionStorage)) if (key.startsWith(CACHE_PREFIX)) sessionStorage.removeItem(key);
 }
 
 export class SessionList {
@@ -23,7 +31,8 @@ export class SessionList {
     this.list = $("#session-list");
     this.empty = $("#sessions-empty");
     // The last list read, so that the sidebar shows while the host is down.
-    this.sessions = readCache();
+    this.cacheKey = cacheKey(client);
+    this.sessions = readCache(this.cacheKey);
     this.activeId = null;
     this.dialog = $("#new-session-dialog");
     for (const button of [$("#new-session"), $("#welcome-new")]) button.addEventListener("click", () => void this.openDialog());
@@ -44,7 +53,7 @@ export class SessionList {
 
   _remember() {
     try {
-      sessionStorage.setItem(CACHE_KEY, JSON.stringify(this.sessions.slice(0, 100)));
+      sessionStorage.setItem(this.cacheKey, JSON.stringify(this.sessions.slice(0, 100)));
     } catch {
       // Storage full or denied: the list is only a convenience while offline.
     }
