@@ -146,3 +146,21 @@ describe("whose outbox", () => {
     assert.equal((await new IndexedDBQueue({ name }).all(theirs.queueOwner)).length, 1);
   });
 });
+
+describe("/tasks on its own", () => {
+  // One namespace connect a second per address, with no burst beyond one:
+  // /chat gets in, and /tasks, right behind it, is refused with rate_limit.connect.
+  const host = new TestHost({ config: "[plugins.ratelimit]\nconnects_per_minute = 60\nconnect_burst = 1\n" });
+  before(() => host.start());
+  after(() => host.close());
+
+  test("a /tasks connect refused while /chat is online is tried again, and the task is followed", async () => {
+    const alice = client(host, "alice");
+    const refusals = [];
+    alice.connection.tasks.on("connect_error", (err) => refusals.push(err.message));
+    await online(alice);
+    await waitFor(() => alice.connection.tasks.connected, { timeoutMs: 8000, what: "/tasks to connect again by itself" });
+    assert.ok(refusals.includes("rate_limit.connect"), `refusals: ${refusals}`);
+    assert.equal(alice.state, "online");
+  });
+});
