@@ -387,6 +387,7 @@ export class TkrClient extends Emitter {
         return ack;
       }
       this._cancelJoinRetry(state.id);
+      this._flushReads(state);
       Object.assign(state.session, ack.session);
       for (const message of ack.messages) {
         state.ingest(message);
@@ -470,11 +471,27 @@ export class TkrClient extends Emitter {
 
   async _receipt(sessionId, seq, status) {
     const state = this.sessions.get(sessionId);
-    if (!state || state.receiptsSent[status].has(seq) || !this.connection.connected) return;
+    if (!state || state.receiptsSent[status].has(seq)) return;
+    if (!this.connection.connected) {
+      // What the user saw offline is still read: kept and sent after the next join.
+      if (status === "read") state.pendingReads.add(seq);
+      return;
+    }
     state.receiptsSent[status].add(seq);
-    if (status === "read") state.receiptsSent.delivered.add(seq);
+    if (status === "read") {
+      state.receiptsSent.delivered.add(seq);
+      state.pendingReads.delete(seq);
+    }
     const ack = await this.call("message:receipt", { session_id: sessionId, seq, status });
-    if (!ack.ok) state.receiptsSent[status].delete(seq);
+    if (!ack.ok) {
+      state.receiptsSent[status].delete(seq);
+      const code = ack.error?.code ?? "";
+      if (status === "read" && (code === "protocol.offline" || code === "protocol.timeout")) state.pendingReads.add(seq);
+    }
+  }
+
+  _flushReads(state) {
+    for (const seq of [...state.pendingReads]) void this._receipt(state.id, seq, "read");
   }
 
   _error(error) {

@@ -164,3 +164,40 @@ describe("/tasks on its own", () => {
     assert.equal(alice.state, "online");
   });
 });
+
+describe("receipts", () => {
+  const host = new TestHost();
+  before(() => host.start());
+  after(() => host.close());
+
+  test("a message read while offline is reported read once the connection is back", async () => {
+    const sender = await rawSocketOf(host, "alice");
+    const created = await sender.emitWithAck("session:create", { title: "receipts" });
+    const sessionId = created.session.id;
+    await sender.emitWithAck("session:invite", { session_id: sessionId, member: { id: "bob", kind: "user" } });
+    const network = new EventTarget();
+    let up = true;
+    const bob = await online(client(host, "bob", { isOnline: () => up, window: network }));
+    await bob.join(sessionId);
+    const sent = await sender.emitWithAck("message:send", { session_id: sessionId, client_id: "c-r", type: "text", payload: { text: "read me" } });
+    await waitFor(() => bob.session(sessionId).messages().length === 1, { what: "the message at bob's" });
+    const receipts = [];
+    sender.on("receipt", (receipt) => receipts.push(receipt.status));
+    up = false;
+    network.dispatchEvent(new Event("offline"));
+    await bob.markRead(sessionId, sent.message.seq); // the user sees it while offline
+    up = true;
+    network.dispatchEvent(new Event("online"));
+    await waitFor(() => receipts.includes("read"), { what: "the read receipt after reconnecting" });
+    sender.disconnect();
+  });
+});
+
+async function rawSocketOf(host, sub) {
+  const socket = io(`${host.url}/chat`, { auth: { token: host.token(sub) }, reconnection: false, forceNew: true });
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  return socket;
+}

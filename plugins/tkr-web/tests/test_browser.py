@@ -419,3 +419,22 @@ def test_sign_out_forgets_the_outbox_and_the_conversation_list(web_host, page):
         request.onerror = () => reject(request.error);
     })""")
     assert outbox == []
+
+
+def test_a_message_taller_than_the_screen_counts_as_read_once_it_fills_the_view(web_host, page, browser):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Tall")
+    invite(web_host, session_id, "bob")
+    bob = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    try:
+        bob.goto(f"{web_host.url}/?session={session_id}#token={make_token('bob')}")
+        bob.wait_for_selector(f'{STATUS}[data-state="online"]')
+        bob.wait_for_selector('#composer-form:not([hidden])')
+        tall = "\n\n".join(f"Paragraph {i} of a long report." for i in range(80))  # several screens high
+        page.evaluate("([sid, text]) => window.tkrClient.send(sid, {type: 'text', payload: {text, format: 'markdown'}})", [session_id, tall])
+        shown = bob.wait_for_selector(f'{MESSAGE}[data-sender="alice"] >> text=Paragraph 79 of a long report.')
+        assert bob.evaluate("(el) => el.closest('[data-testid=\"message\"]').offsetHeight > window.innerHeight", shown)
+        page.wait_for_selector(f'{MESSAGE}[data-sender="alice"][data-state="read"]')
+        screenshot(page, "tall-read")
+    finally:
+        bob.context.close()

@@ -26,12 +26,20 @@ export class MessageList {
     this.sessionId = null;
     /** @type {Map<string, {element: HTMLElement, signature: string}>} */
     this.items = new Map();
-    this.seen = new IntersectionObserver((entries) => this._seen(entries), { threshold: 0.6 });
+    // Read means seen: 60% of a message on screen, or, for one taller than the
+    // conversation view, enough of it to fill most of that view (0.6 of a
+    // tall message is never on screen at once). The root is the scrolling
+    // view, so what the header and the composer cover does not count.
+    /** @type {Set<HTMLElement>} messages on screen now, read once the page is visible */
+    this.onScreen = new Set();
+    this.seen = new IntersectionObserver((entries) => this._seen(entries), { root: list.closest(".messages"), threshold: [0, 0.25, 0.6] });
+    document.addEventListener("visibilitychange", () => this._readOnScreen());
   }
 
   open(sessionId) {
     this.sessionId = sessionId;
     this.items.clear();
+    this.onScreen.clear();
     this.seen.disconnect();
     this.list.replaceChildren();
   }
@@ -172,13 +180,24 @@ export class MessageList {
   }
 
   _seen(entries) {
-    if (document.visibilityState !== "visible") return;
     for (const entry of entries) {
-      if (!entry.isIntersecting) continue;
-      const seq = Number(entry.target.dataset.seq);
-      if (seq && this.sessionId) void this.client.markRead(this.sessionId, seq);
-      this.seen.unobserve(entry.target);
+      const view = entry.rootBounds?.height || window.innerHeight;
+      const enough = entry.isIntersecting && (entry.intersectionRatio >= 0.6 || entry.intersectionRect.height >= 0.5 * view);
+      if (enough) this.onScreen.add(entry.target);
+      else this.onScreen.delete(entry.target);
     }
+    this._readOnScreen();
+  }
+
+  /** Mark read what is on screen, once the page is visible (a background tab reads nothing). */
+  _readOnScreen() {
+    if (document.visibilityState !== "visible" || !this.sessionId) return;
+    for (const element of this.onScreen) {
+      const seq = Number(element.dataset.seq);
+      if (seq) void this.client.markRead(this.sessionId, seq);
+      this.seen.unobserve(element);
+    }
+    this.onScreen.clear();
   }
 }
 
