@@ -438,3 +438,45 @@ def test_a_message_taller_than_the_screen_counts_as_read_once_it_fills_the_view(
         screenshot(page, "tall-read")
     finally:
         bob.context.close()
+
+
+ANNOUNCED = """(el) => { const copy = el.cloneNode(true);
+    copy.querySelectorAll('[aria-hidden="true"], [hidden]').forEach((node) => node.remove());
+    return copy.textContent.replace(/\\s+/g, ' ').trim(); }"""
+
+
+def test_the_indicator_announces_state_changes_not_the_countdown(web_host, page):
+    sign_in(page, web_host)
+    # Every text the live region exposes to assistive technology, as it changes.
+    page.evaluate(f"""() => {{ const el = document.querySelector('{STATUS}'); const announced = ({ANNOUNCED});
+        window.__announced = [announced(el)]; window.__shown = [el.textContent.trim()];
+        new MutationObserver(() => {{ window.__announced.push(announced(el)); window.__shown.push(el.textContent.trim()); }})
+            .observe(el, {{subtree: true, childList: true, characterData: true, attributes: true}}); }}""")
+    web_host.kill()
+    # Until the visible countdown has ticked: three different "in N s" texts were shown.
+    page.wait_for_function("() => new Set(window.__shown.filter((t) => /in \\d+ s/.test(t))).size >= 3", timeout=60_000)
+    shown = page.evaluate("window.__shown")
+    announced = page.evaluate("window.__announced")
+    assert any(re.search(r"Reconnecting in \d+ s \(attempt \d+\)", text) for text in shown), shown
+    assert not any(re.search(r"\d+ s", text) for text in announced), announced
+    assert any(text.startswith("Reconnecting") for text in announced), announced
+
+
+def test_a_streaming_reply_grows_in_place_and_keeps_the_focus_on_stop(web_host, echo_agent, page):
+    sign_in(page, web_host)
+    new_session(page, "In place", ("echo",))
+    send(page, LONG)
+    page.wait_for_selector(f'{MESSAGE}[data-streaming="true"]')
+    page.wait_for_selector("#agent-status .agent-activity")
+    page.evaluate("""() => { const item = document.querySelector('[data-streaming="true"]'); item.__mark = 'same';
+        document.querySelector('#agent-status .agent-activity').__mark = 'same';
+        item.querySelector('[data-testid="stop-stream"]').focus(); }""")
+    start = page.evaluate("document.querySelector('[data-streaming=\"true\"]').innerText.length")
+    page.wait_for_function(f"() => (document.querySelector('[data-streaming=\"true\"]')?.innerText.length ?? 0) > {start} + 20")
+    state = page.evaluate("""() => { const item = document.querySelector('[data-streaming="true"]');
+        return { same: item.__mark === 'same', busy: item.getAttribute('aria-busy'),
+                 focused: document.activeElement?.dataset.testid === 'stop-stream' && item.contains(document.activeElement),
+                 status: document.querySelector('#agent-status .agent-activity')?.__mark === 'same' }; }""")
+    assert state == {"same": True, "busy": "true", "focused": True, "status": True}
+    reply = echo_reply(page)
+    assert reply.get_attribute("aria-busy") is None

@@ -5,7 +5,7 @@
 import { $, avatar, h } from "./dom.js";
 import { makeRenderer } from "./markdown.js";
 import { MessageList } from "./messages.js";
-import { SessionList, drawPresence, drawTasks, forgetSessionCache } from "./panels.js";
+import { SessionList, drawPresence, drawTasks, forgetDrawnStatus, forgetSessionCache } from "./panels.js";
 import { RendererRegistry } from "./renderers.js";
 import { Notices, StatusView } from "./status.js";
 
@@ -144,6 +144,7 @@ function startChat(client, markdown) {
     $("#welcome").hidden = false;
     for (const id of ["#chat-header", "#messages", "#composer-form", "#tasks-panel"]) $(id).hidden = true;
     $("#agent-status").replaceChildren();
+    forgetDrawnStatus();
   }
 
   function redraw(scroll = false) {

@@ -81,9 +81,15 @@ export class MessageList {
       if (!item || item.signature !== signature) {
         const element = this._draw(view, state);
         if (item) item.element.replaceWith(element);
-        item = { element, signature };
+        item = { element, signature, text: view.message.payload?.text };
         this.items.set(view.key, item);
         if (!view.mine && view.message.seq) this.seen.observe(element);
+      } else if (view.streaming && item.text !== view.message.payload?.text) {
+        // A new chunk: only the text changes, in place. Replacing the item
+        // would take the focus off its Stop button and make a screen reader
+        // announce the whole reply again for every chunk.
+        item.text = view.message.payload?.text;
+        this._fillText(item.element.querySelector(".message-body"), view.message, true);
       }
       const expected = previous ? previous.nextElementSibling : this.list.firstElementChild;
       if (expected !== item.element) previous ? previous.after(item.element) : this.list.prepend(item.element);
@@ -113,6 +119,8 @@ export class MessageList {
         ...(streaming ? { streaming: "true" } : {}),
         ...(message.status && message.status !== "complete" ? { status: message.status } : {}),
       },
+      // A reply still being written: assistive technology waits for the whole of it.
+      attrs: streaming ? { "aria-busy": "true" } : {},
     });
     const body = h("div", { className: "message-body" });
     const custom = this.renderers.has(message.type);
@@ -124,14 +132,7 @@ export class MessageList {
       }
       body.append(node);
     } else if (message.type === "text") {
-      body.append(this.markdown(message.payload?.text ?? "", message.payload?.format ?? "markdown"));
-      if (streaming) {
-        // The caret goes at the end of the last block, right after the text.
-        const caret = h("span", { className: "caret", attrs: { "aria-hidden": "true" } });
-        let last = body.lastElementChild;
-        while (last?.lastElementChild && !["PRE", "CODE", "TABLE"].includes(last.tagName)) last = last.lastElementChild;
-        (last && ["P", "LI", "H1", "H2", "H3", "H4", "BLOCKQUOTE"].includes(last.tagName) ? last : body).append(caret);
-      }
+      this._fillText(body, message, streaming);
     } else if (message.type === "context") {
       body.append(renderContext(message));
     } else if (message.type === "task") {
@@ -179,6 +180,17 @@ export class MessageList {
     return element;
   }
 
+  _fillText(body, message, streaming) {
+    body.replaceChildren(this.markdown(message.payload?.text ?? "", message.payload?.format ?? "markdown"));
+    if (streaming) {
+      // The caret goes at the end of the last block, right after the text.
+      const caret = h("span", { className: "caret", attrs: { "aria-hidden": "true" } });
+      let last = body.lastElementChild;
+      while (last?.lastElementChild && !["PRE", "CODE", "TABLE"].includes(last.tagName)) last = last.lastElementChild;
+      (last && ["P", "LI", "H1", "H2", "H3", "H4", "BLOCKQUOTE"].includes(last.tagName) ? last : body).append(caret);
+    }
+  }
+
   _seen(entries) {
     for (const entry of entries) {
       const view = entry.rootBounds?.height || window.innerHeight;
@@ -220,6 +232,6 @@ function signatureOf(view, state) {
   const task = message.type === "task" ? state.tasks.get(message.payload?.task_id) : null;
   return JSON.stringify([
     message.id, message.seq, view.state, message.status, view.streaming ?? false,
-    view.streaming ? message.payload?.text?.length : 0, view.typeCount ?? 0, view.ready ?? false, task?.state, task?.history?.length, task?.artifacts?.length,
+    view.typeCount ?? 0, view.ready ?? false, task?.state, task?.history?.length, task?.artifacts?.length,
   ]);
 }
