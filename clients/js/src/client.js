@@ -17,8 +17,13 @@
 import { fullJitterDelay, retryAfterMs } from "./backoff.js";
 import { Connection } from "./connection.js";
 import { Emitter } from "./emitter.js";
-import { MemoryQueue, nextOrder } from "./queue.js";
+import { offlineError, timeoutError } from "./errors.js";
+import { MemoryQueue, newClientId, nextOrder } from "./queue.js";
 import { SessionState } from "./session.js";
+import { TaskFollower } from "./tasks.js";
+import { principalFromToken, queueOwnerFor } from "./principal.js";
+
+export { principalFromToken, queueOwnerFor };
 
 const RETRYABLE = (code) => code.startsWith("rate_limit.") || code === "store.unavailable";
 const GAP_WAIT_MS = 250;
@@ -26,37 +31,6 @@ const GAP_WAIT_MS = 250;
 const RETRY_BACKOFF = { baseMs: 500, capMs: 10_000 };
 /** Refusals of a join that no wait will change: the session is gone, or we are not in it. */
 const FINAL_JOIN = (code) => code.startsWith("not_found.") || code.startsWith("permission.");
-const TASK_SETTLE_MS = 150;
-
-function newClientId() {
-  return `c-${globalThis.crypto.randomUUID()}`;
-}
-
-/** The principal a JWT names (unverified: only for showing "you"), or null for an API key. */
-export function principalFromToken(token) {
-  const parts = String(token).split(".");
-  if (parts.length !== 3) return null;
-  try {
-    const bytes = Uint8Array.from(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")), (char) => char.charCodeAt(0));
-    const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return typeof claims.sub === "string" ? { id: claims.sub, kind: claims.kind ?? "user", name: claims.name ?? claims.sub, exp: claims.exp } : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Whose entries in a shared outbox: the host and the principal a JWT names, or
- * for an API key (which names nobody) a SHA-256 of the key, so that no part of
- * a credential is ever written to IndexedDB.
- */
-export async function queueOwnerFor(url, token) {
-  const base = url.replace(/\/$/, "");
-  const principal = principalFromToken(token);
-  if (principal) return `${base}|${principal.id}`;
-  const digest = await globalThis.crypto.subtle.digest("SHA-256", new TextEncoder().encode(String(token)));
-  return `${base}|sha256:${[...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("")}`;
-}
 
 export class TkrClient extends Emitter {
   /**
@@ -93,7 +67,7 @@ export class TkrClient extends Emitter {
     this._drainTimer = null;
     /** @type {Map<string, {timer: any, attempt: number}>} rejoins waiting for their retry */
     this._joinRetries = new Map();
-    this._taskTimers = new Map();
+    this._taskFollower = new TaskFollower(this);
     this.connection = new Connection({ url: this.url, token, Manager, ...rest });
     const { chat, tasks } = this.connection;
     this.connection.on("state", (snapshot) => {
@@ -107,7 +81,7 @@ export class TkrClient extends Emitter {
     chat.on("agent:status", (status) => this._withSession(status.session_id, (s) => s.agentStatus.set(status.agent.id, status)));
     chat.on("error", (error) => this._error(error));
     tasks.on("task:update", ({ task }) => this._withSession(task?.session_id, (s) => s.taskUpdate(task)));
-    tasks.on("connect", () => this._resubscribeTasks());
+    tasks.on("connect", () => this._taskFollower.resubscribe());
   }
 
   get state() {
@@ -127,10 +101,9 @@ export class TkrClient extends Emitter {
 
   stop() {
     this.connection.stop();
-    clearTimeout(this._holdTimer);
-    clearTimeout(this._drainTimer);
-    for (const timer of [...this._gapTimers.values(), ...this._taskTimers.values()]) clearTimeout(timer);
-    for (const { timer } of this._joinRetries.values()) clearTimeout(timer);
+    this._taskFollower.stop();
+    const retries = [...this._joinRetries.values()].map(({ timer }) => timer);
+    for (const timer of [this._holdTimer, this._drainTimer, ...this._gapTimers.values(), ...retries]) clearTimeout(timer);
   }
 
   // --- requests ---------------------------------------------------------------
@@ -141,7 +114,7 @@ export class TkrClient extends Emitter {
     try {
       return await socket.timeout(this.ackTimeoutMs).emitWithAck(event, payload);
     } catch {
-      return { ok: false, error: { ...offlineError(), code: "protocol.timeout", message: "The host did not answer in time." } };
+      return { ok: false, error: timeoutError() };
     }
   }
 
@@ -358,7 +331,7 @@ export class TkrClient extends Emitter {
     const state = this.sessions.get(entry.session_id);
     if (state) {
       state.ingest(message);
-      this._watchTask(state, message);
+      this._taskFollower.watch(state, message);
       this._checkGap(state);
     }
     this.emit("sent", { sessionId: entry.session_id, clientId: entry.client_id, message });
@@ -386,12 +359,13 @@ export class TkrClient extends Emitter {
         this.emit("notice", { error: ack.error, sessionId: state.id });
         return ack;
       }
-      this._cancelJoinRetry(state.id);
+      clearTimeout(this._joinRetries.get(state.id)?.timer);
+      this._joinRetries.delete(state.id);
       this._flushReads(state);
       Object.assign(state.session, ack.session);
       for (const message of ack.messages) {
         state.ingest(message);
-        this._watchTask(state, message);
+        this._taskFollower.watch(state, message);
       }
       if (since === null) {
         state.hasOlder = (ack.messages[0]?.seq ?? 1) > 1;
@@ -423,15 +397,10 @@ export class TkrClient extends Emitter {
     this._joinRetries.set(state.id, { timer, attempt });
   }
 
-  _cancelJoinRetry(sessionId) {
-    clearTimeout(this._joinRetries.get(sessionId)?.timer);
-    this._joinRetries.delete(sessionId);
-  }
-
   _live(message) {
     const state = this.sessions.get(message.session_id);
     if (!state || !state.ingest(message)) return;
-    this._watchTask(state, message);
+    this._taskFollower.watch(state, message);
     if (message.sender?.id !== this.me?.id) void this._receipt(state.id, message.seq, "delivered");
     this._checkGap(state);
     this._changed(state.id);
@@ -453,7 +422,7 @@ export class TkrClient extends Emitter {
     const before = state.contiguous;
     for (const message of ack.messages) {
       state.ingest(message);
-      this._watchTask(state, message);
+      this._taskFollower.watch(state, message);
     }
     if (state.contiguous === before) state.skipGap();
     this._changed(state.id);
@@ -503,39 +472,6 @@ export class TkrClient extends Emitter {
     this.emit("notice", { error, sessionId });
   }
 
-  // --- tasks --------------------------------------------------------------------
-
-  _watchTask(state, message) {
-    if (message.type !== "task" || !message.payload?.task_id) return;
-    const taskId = message.payload.task_id;
-    if (!state.tasks.has(taskId)) {
-      state.tasks.set(taskId, { task_id: taskId, session_id: state.id, title: message.payload.title ?? taskId, state: "submitted", history: [], artifacts: [] });
-      void this._taskCall("task:subscribe", state.id, taskId);
-    }
-    // Read the task again once its messages have settled: task:update events
-    // and task messages travel on different namespaces, in no common order,
-    // and the answer made after this message is at least as new as it.
-    const key = `${state.id}|${taskId}`;
-    clearTimeout(this._taskTimers.get(key));
-    this._taskTimers.set(key, setTimeout(async () => {
-      this._taskTimers.delete(key);
-      const ack = await this._taskCall("task:get", state.id, taskId);
-      if (ack.ok && ack.task) this._withSession(state.id, (s) => s.taskUpdate(ack.task));
-    }, TASK_SETTLE_MS));
-  }
-
-  async _taskCall(event, sessionId, taskId) {
-    const tasks = this.connection.tasks;
-    const ack = await this.call(event, { session_id: sessionId, task_id: taskId }, tasks);
-    // A host on PROTOCOL.md 1.0 keys tasks by task_id alone.
-    if (!ack.ok && ack.error?.code?.startsWith("validation.")) return this.call(event, { task_id: taskId }, tasks);
-    return ack;
-  }
-
-  _resubscribeTasks() {
-    for (const state of this.sessions.values()) for (const taskId of state.tasks.keys()) void this._taskCall("task:subscribe", state.id, taskId);
-  }
-
   // --- helpers --------------------------------------------------------------------
 
   /** The state of a session, made (not followed) when none is held yet. */
@@ -558,15 +494,4 @@ export class TkrClient extends Emitter {
   _changed(sessionId) {
     this.emit("session", { sessionId });
   }
-}
-
-function offlineError() {
-  return {
-    code: "protocol.offline",
-    category: "protocol",
-    severity: "info",
-    message: "Not connected to the host.",
-    hint: "It will be done when the connection is back.",
-    recoverable: true,
-  };
 }
