@@ -267,13 +267,14 @@ function startChat(client, markdown) {
     // Nothing of this user stays behind for whoever uses the browser next:
     // the credential, the cached conversation list, and the unsent text.
     sessionStorage.removeItem(CREDENTIAL_KEY);
-    forgetSessionCache();
     client.stop();
     try {
       await client.clearOutbox();
     } catch (error) {
       console.warn("the outbox could not be cleared:", error);
     }
+    // Last: nothing may write the list again between here and the reload.
+    forgetSessionCache();
     location.replace(location.pathname);
   });
   document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && redraw());
