@@ -14,32 +14,23 @@
 // written to the outbox, shows as "queued", and is sent when the connection
 // is up. A resend after a lost ack or a reload is a harmless duplicate.
 
-import { retryAfterMs } from "./backoff.js";
+import { fullJitterDelay, retryAfterMs } from "./backoff.js";
 import { Connection } from "./connection.js";
 import { Emitter } from "./emitter.js";
-import { MemoryQueue, nextOrder } from "./queue.js";
+import { offlineError, timeoutError } from "./errors.js";
+import { MemoryQueue, newClientId, nextOrder } from "./queue.js";
 import { SessionState } from "./session.js";
+import { TaskFollower } from "./tasks.js";
+import { principalFromToken, queueOwnerFor } from "./principal.js";
+
+export { principalFromToken, queueOwnerFor };
 
 const RETRYABLE = (code) => code.startsWith("rate_limit.") || code === "store.unavailable";
 const GAP_WAIT_MS = 250;
-const TASK_SETTLE_MS = 150;
-
-function newClientId() {
-  return `c-${globalThis.crypto.randomUUID()}`;
-}
-
-/** The principal a JWT names (unverified: only for showing "you"), or null for an API key. */
-export function principalFromToken(token) {
-  const parts = String(token).split(".");
-  if (parts.length !== 3) return null;
-  try {
-    const bytes = Uint8Array.from(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")), (char) => char.charCodeAt(0));
-    const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return typeof claims.sub === "string" ? { id: claims.sub, kind: claims.kind ?? "user", name: claims.name ?? claims.sub, exp: claims.exp } : null;
-  } catch {
-    return null;
-  }
-}
+/** Backoff of a drain or a join that got no ack while the socket stayed up. */
+const RETRY_BACKOFF = { baseMs: 500, capMs: 10_000 };
+/** Refusals of a join that no wait will change: the session is gone, or we are not in it. */
+const FINAL_JOIN = (code) => code.startsWith("not_found.") || code.startsWith("permission.");
 
 export class TkrClient extends Emitter {
   /**
@@ -60,7 +51,8 @@ export class TkrClient extends Emitter {
     this.token = token;
     this.me = principalFromToken(token);
     this.queue = queue;
-    this.queueOwner = queueOwner ?? `${this.url}|${this.me?.id ?? token.slice(-12)}`;
+    // An API key's owner needs a digest, which is async: start() sets it.
+    this.queueOwner = queueOwner ?? (this.me ? `${this.url}|${this.me.id}` : null);
     this.ackTimeoutMs = ackTimeoutMs;
     this._fetch = fetch;
     /** @type {Map<string, SessionState>} */
@@ -71,7 +63,11 @@ export class TkrClient extends Emitter {
     this._holdUntil = 0;
     this._holdTimer = null;
     this._gapTimers = new Map();
-    this._taskTimers = new Map();
+    this._drainAttempts = 0;
+    this._drainTimer = null;
+    /** @type {Map<string, {timer: any, attempt: number}>} rejoins waiting for their retry */
+    this._joinRetries = new Map();
+    this._taskFollower = new TaskFollower(this);
     this.connection = new Connection({ url: this.url, token, Manager, ...rest });
     const { chat, tasks } = this.connection;
     this.connection.on("state", (snapshot) => {
@@ -85,7 +81,7 @@ export class TkrClient extends Emitter {
     chat.on("agent:status", (status) => this._withSession(status.session_id, (s) => s.agentStatus.set(status.agent.id, status)));
     chat.on("error", (error) => this._error(error));
     tasks.on("task:update", ({ task }) => this._withSession(task?.session_id, (s) => s.taskUpdate(task)));
-    tasks.on("connect", () => this._resubscribeTasks());
+    tasks.on("connect", () => this._taskFollower.resubscribe());
   }
 
   get state() {
@@ -94,15 +90,20 @@ export class TkrClient extends Emitter {
 
   /** Load the outbox, then connect. */
   async start() {
-    this.queued = await this.queue.all(this.queueOwner);
+    this.queueOwner ??= await queueOwnerFor(this.url, this.token);
+    const held = await this.queue.all(this.queueOwner);
+    // A refused entry stays in the outbox, marked, so that it still shows as failed after a reload.
+    this.queued = held.filter((entry) => !entry.failed);
+    for (const entry of held) if (entry.failed) this._stateOf(entry.session_id).failed.set(entry.client_id, { entry, error: entry.failed });
     this.emit("queue", { count: this.queued.length });
     this.connection.start();
   }
 
   stop() {
     this.connection.stop();
-    clearTimeout(this._holdTimer);
-    for (const timer of [...this._gapTimers.values(), ...this._taskTimers.values()]) clearTimeout(timer);
+    this._taskFollower.stop();
+    const retries = [...this._joinRetries.values()].map(({ timer }) => timer);
+    for (const timer of [this._holdTimer, this._drainTimer, ...this._gapTimers.values(), ...retries]) clearTimeout(timer);
   }
 
   // --- requests ---------------------------------------------------------------
@@ -113,7 +114,7 @@ export class TkrClient extends Emitter {
     try {
       return await socket.timeout(this.ackTimeoutMs).emitWithAck(event, payload);
     } catch {
-      return { ok: false, error: { ...offlineError(), code: "protocol.timeout", message: "The host did not answer in time." } };
+      return { ok: false, error: timeoutError() };
     }
   }
 
@@ -141,9 +142,8 @@ export class TkrClient extends Emitter {
 
   /** Follow a session: join it now and again after every reconnect, with since_seq. */
   async join(sessionId) {
-    const state = this.sessions.get(sessionId) ?? new SessionState({ id: sessionId, members: [], last_seq: 0 });
+    const state = this._stateOf(sessionId);
     state.followed = true;
-    this.sessions.set(sessionId, state);
     return this._join(state);
   }
 
@@ -171,6 +171,7 @@ export class TkrClient extends Emitter {
    * @returns {Promise<object>} the queue entry, with its client_id
    */
   async send(sessionId, { type = "text", payload, to, in_reply_to, client_id } = {}) {
+    this.queueOwner ??= await queueOwnerFor(this.url, this.token);
     const entry = {
       client_id: client_id ?? newClientId(),
       owner: this.queueOwner,
@@ -191,6 +192,15 @@ export class TkrClient extends Emitter {
     return entry;
   }
 
+  /** Forget every queued and failed message of this owner (sign-out: their text is private). */
+  async clearOutbox() {
+    this.queueOwner ??= await queueOwnerFor(this.url, this.token);
+    for (const entry of await this.queue.all(this.queueOwner)) await this.queue.remove(entry.client_id);
+    this.queued = [];
+    for (const state of this.sessions.values()) state.failed.clear();
+    this.emit("queue", { count: 0 });
+  }
+
   /** Put a refused message back in the queue, with the same client_id. */
   async retry(sessionId, clientId) {
     const failed = this.sessions.get(sessionId)?.failed.get(clientId);
@@ -199,10 +209,11 @@ export class TkrClient extends Emitter {
     return this.send(sessionId, { type: entry.type, payload: entry.payload, to: entry.to, in_reply_to: entry.in_reply_to, client_id: entry.client_id });
   }
 
-  /** Forget a refused message. */
-  dismiss(sessionId, clientId) {
+  /** Forget a refused message (it leaves the outbox too). */
+  async dismiss(sessionId, clientId) {
     this.sessions.get(sessionId)?.failed.delete(clientId);
     this._changed(sessionId);
+    await this.queue.remove(clientId);
   }
 
   async stopStream(sessionId, messageId) {
@@ -262,20 +273,35 @@ export class TkrClient extends Emitter {
         const { owner, queued_at, order, ...wire } = entry;
         const ack = await this.call("message:send", wire);
         if (ack.ok) {
+          this._drainAttempts = 0;
           await this._dequeue(entry);
           this._stored(entry, ack.message);
           continue;
         }
         const code = ack.error?.code ?? "";
-        if (code === "protocol.offline" || code === "protocol.timeout" || code === "protocol.not_connected") return;
+        // Not connected: the next "online" drains again.
+        if (code === "protocol.offline" || code === "protocol.not_connected") return;
+        if (code === "protocol.timeout") {
+          // No ack while the socket stayed up (a slow host, a lost packet): try
+          // again after a backoff; the resend is a duplicate if the first was stored.
+          this._drainAttempts += 1;
+          clearTimeout(this._drainTimer);
+          this._drainTimer = setTimeout(() => void this.drain(), Math.max(100, fullJitterDelay(this._drainAttempts, RETRY_BACKOFF)));
+          return;
+        }
         this.emit("notice", { error: ack.error, sessionId: entry.session_id, clientId: entry.client_id });
         if (RETRYABLE(code)) {
           this._holdUntil = Date.now() + (retryAfterMs(ack.error) ?? 1000);
           continue;
         }
-        // Refused for good (validation, permission…): it leaves the queue and shows as failed.
-        await this._dequeue(entry);
-        this._withSession(entry.session_id, (s) => s.failed.set(entry.client_id, { entry, error: ack.error }));
+        // Refused for good (validation, permission…): it leaves the queue and
+        // shows as failed, in its session's state even before the page joins
+        // it; the outbox keeps it, marked, so a reload still shows it.
+        await this.queue.add({ ...entry, failed: ack.error });
+        this.queued = this.queued.filter((queued) => queued.client_id !== entry.client_id);
+        this.emit("queue", { count: this.queued.length });
+        this._stateOf(entry.session_id).failed.set(entry.client_id, { entry, error: ack.error });
+        this._changed(entry.session_id);
       }
     } finally {
       this._draining = false;
@@ -305,7 +331,7 @@ export class TkrClient extends Emitter {
     const state = this.sessions.get(entry.session_id);
     if (state) {
       state.ingest(message);
-      this._watchTask(state, message);
+      this._taskFollower.watch(state, message);
       this._checkGap(state);
     }
     this.emit("sent", { sessionId: entry.session_id, clientId: entry.client_id, message });
@@ -326,13 +352,20 @@ export class TkrClient extends Emitter {
       const since = state.contiguous;
       const ack = await this.call("session:join", { session_id: state.id, ...(since !== null ? { since_seq: since } : {}) });
       if (!ack.ok) {
-        if (ack.error.code !== "protocol.offline") this.emit("notice", { error: ack.error, sessionId: state.id });
+        const code = ack.error?.code ?? "";
+        if (code === "protocol.offline") return ack; // the next "online" joins again
+        if (FINAL_JOIN(code)) state.followed = false;
+        else this._retryJoin(state, ack.error);
+        this.emit("notice", { error: ack.error, sessionId: state.id });
         return ack;
       }
+      clearTimeout(this._joinRetries.get(state.id)?.timer);
+      this._joinRetries.delete(state.id);
+      this._flushReads(state);
       Object.assign(state.session, ack.session);
       for (const message of ack.messages) {
         state.ingest(message);
-        this._watchTask(state, message);
+        this._taskFollower.watch(state, message);
       }
       if (since === null) {
         state.hasOlder = (ack.messages[0]?.seq ?? 1) > 1;
@@ -352,10 +385,22 @@ export class TkrClient extends Emitter {
     }
   }
 
+  /** Join again later: after `retry_after` when the host gives one, else after a backoff. */
+  _retryJoin(state, error) {
+    const held = this._joinRetries.get(state.id);
+    clearTimeout(held?.timer);
+    const attempt = (held?.attempt ?? 0) + 1;
+    const delay = retryAfterMs(error) ?? Math.max(100, fullJitterDelay(attempt, RETRY_BACKOFF));
+    const timer = setTimeout(() => {
+      if (state.followed && this.connection.connected) void this._join(state);
+    }, delay);
+    this._joinRetries.set(state.id, { timer, attempt });
+  }
+
   _live(message) {
     const state = this.sessions.get(message.session_id);
     if (!state || !state.ingest(message)) return;
-    this._watchTask(state, message);
+    this._taskFollower.watch(state, message);
     if (message.sender?.id !== this.me?.id) void this._receipt(state.id, message.seq, "delivered");
     this._checkGap(state);
     this._changed(state.id);
@@ -377,7 +422,7 @@ export class TkrClient extends Emitter {
     const before = state.contiguous;
     for (const message of ack.messages) {
       state.ingest(message);
-      this._watchTask(state, message);
+      this._taskFollower.watch(state, message);
     }
     if (state.contiguous === before) state.skipGap();
     this._changed(state.id);
@@ -395,11 +440,27 @@ export class TkrClient extends Emitter {
 
   async _receipt(sessionId, seq, status) {
     const state = this.sessions.get(sessionId);
-    if (!state || state.receiptsSent[status].has(seq) || !this.connection.connected) return;
+    if (!state || state.receiptsSent[status].has(seq)) return;
+    if (!this.connection.connected) {
+      // What the user saw offline is still read: kept and sent after the next join.
+      if (status === "read") state.pendingReads.add(seq);
+      return;
+    }
     state.receiptsSent[status].add(seq);
-    if (status === "read") state.receiptsSent.delivered.add(seq);
+    if (status === "read") {
+      state.receiptsSent.delivered.add(seq);
+      state.pendingReads.delete(seq);
+    }
     const ack = await this.call("message:receipt", { session_id: sessionId, seq, status });
-    if (!ack.ok) state.receiptsSent[status].delete(seq);
+    if (!ack.ok) {
+      state.receiptsSent[status].delete(seq);
+      const code = ack.error?.code ?? "";
+      if (status === "read" && (code === "protocol.offline" || code === "protocol.timeout")) state.pendingReads.add(seq);
+    }
+  }
+
+  _flushReads(state) {
+    for (const seq of [...state.pendingReads]) void this._receipt(state.id, seq, "read");
   }
 
   _error(error) {
@@ -411,40 +472,17 @@ export class TkrClient extends Emitter {
     this.emit("notice", { error, sessionId });
   }
 
-  // --- tasks --------------------------------------------------------------------
-
-  _watchTask(state, message) {
-    if (message.type !== "task" || !message.payload?.task_id) return;
-    const taskId = message.payload.task_id;
-    if (!state.tasks.has(taskId)) {
-      state.tasks.set(taskId, { task_id: taskId, session_id: state.id, title: message.payload.title ?? taskId, state: "submitted", history: [], artifacts: [] });
-      void this._taskCall("task:subscribe", state.id, taskId);
-    }
-    // Read the task again once its messages have settled: task:update events
-    // and task messages travel on different namespaces, in no common order,
-    // and the answer made after this message is at least as new as it.
-    const key = `${state.id}|${taskId}`;
-    clearTimeout(this._taskTimers.get(key));
-    this._taskTimers.set(key, setTimeout(async () => {
-      this._taskTimers.delete(key);
-      const ack = await this._taskCall("task:get", state.id, taskId);
-      if (ack.ok && ack.task) this._withSession(state.id, (s) => s.taskUpdate(ack.task));
-    }, TASK_SETTLE_MS));
-  }
-
-  async _taskCall(event, sessionId, taskId) {
-    const tasks = this.connection.tasks;
-    const ack = await this.call(event, { session_id: sessionId, task_id: taskId }, tasks);
-    // A host on PROTOCOL.md 1.0 keys tasks by task_id alone.
-    if (!ack.ok && ack.error?.code?.startsWith("validation.")) return this.call(event, { task_id: taskId }, tasks);
-    return ack;
-  }
-
-  _resubscribeTasks() {
-    for (const state of this.sessions.values()) for (const taskId of state.tasks.keys()) void this._taskCall("task:subscribe", state.id, taskId);
-  }
-
   // --- helpers --------------------------------------------------------------------
+
+  /** The state of a session, made (not followed) when none is held yet. */
+  _stateOf(sessionId) {
+    let state = this.sessions.get(sessionId);
+    if (!state) {
+      state = new SessionState({ id: sessionId, members: [], last_seq: 0 });
+      this.sessions.set(sessionId, state);
+    }
+    return state;
+  }
 
   _withSession(sessionId, change) {
     const state = this.sessions.get(sessionId);
@@ -456,15 +494,4 @@ export class TkrClient extends Emitter {
   _changed(sessionId) {
     this.emit("session", { sessionId });
   }
-}
-
-function offlineError() {
-  return {
-    code: "protocol.offline",
-    category: "protocol",
-    severity: "info",
-    message: "Not connected to the host.",
-    hint: "It will be done when the connection is back.",
-    recoverable: true,
-  };
 }

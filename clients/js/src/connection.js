@@ -57,8 +57,16 @@ export class Connection extends Emitter {
     this.chat.on("connect", () => this._online());
     this.chat.on("connect_error", (err) => this._refused(err));
     this.chat.on("disconnect", (reason) => this._lost(reason));
-    // /tasks comes back with /chat; a refusal there is not worth a state of its own.
-    this.tasks.on("connect_error", () => {});
+    // /tasks comes back with /chat after a reconnect. Lost or refused on its
+    // own (rate_limit.connect, a namespace disconnect) while /chat stays up, it
+    // is connected again by itself after a backoff; it has no state of its own.
+    this._tasksAttempt = 0;
+    this._tasksTimer = null;
+    this.tasks.on("connect", () => {
+      this._tasksAttempt = 0;
+    });
+    this.tasks.on("connect_error", (err) => this._tasksLost(connectError(err)));
+    this.tasks.on("disconnect", (reason) => reason !== "io client disconnect" && this._tasksLost(null));
     this.chat.on("error", (error) => {
       // Sent just before the host disconnects this socket (ban, idle timeout).
       if (typeof error?.code === "string" && error.code.startsWith("auth.")) this._signOut(error);
@@ -86,6 +94,7 @@ export class Connection extends Emitter {
   stop() {
     this._stopped = true;
     clearTimeout(this._timer);
+    clearTimeout(this._tasksTimer);
     this.chat.disconnect();
     this.tasks.disconnect();
     this.manager.engine?.close?.();
@@ -145,8 +154,24 @@ export class Connection extends Emitter {
     this._timer = setTimeout(() => this._attemptNow(), delay);
   }
 
+  /** /tasks alone is down: connect it again later, while /chat is online. */
+  _tasksLost(error) {
+    if (this._stopped || this.state === "signed-out") return;
+    if (error?.code?.startsWith("auth.")) return; // /chat hears the same and signs out
+    clearTimeout(this._tasksTimer);
+    this._tasksAttempt += 1;
+    const delay = Math.max(fullJitterDelay(this._tasksAttempt, this.backoff), retryAfterMs(error) ?? 0);
+    this._tasksTimer = setTimeout(() => {
+      // Not while a connect is under way (`active`): a second CONNECT packet
+      // would give the host two /tasks sockets for one client. When /chat is
+      // down too, the reconnection of both takes care of it.
+      if (!this._stopped && this.chat.connected && !this.tasks.connected && !this.tasks.active) this.tasks.connect();
+    }, delay);
+  }
+
   _signOut(error) {
     clearTimeout(this._timer);
+    clearTimeout(this._tasksTimer);
     this.lastError = error;
     this.nextRetryAt = null;
     this._set("signed-out");

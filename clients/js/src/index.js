@@ -13,4 +13,4 @@ export { Connection, STATES, connectError } from "./connection.js";
 export { Emitter } from "./emitter.js";
 export { IndexedDBQueue, MemoryQueue } from "./queue.js";
 export { SessionState } from "./session.js";
-export { TkrClient, principalFromToken } from "./client.js";
+export { TkrClient, principalFromToken, queueOwnerFor } from "./client.js";

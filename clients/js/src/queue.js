@@ -21,6 +21,11 @@
  * @property {number} order        ascending in queueing order
  */
 
+/** A message's idempotency key, given once, when it is queued (PROTOCOL.md: 1–64 characters). */
+export function newClientId() {
+  return `c-${globalThis.crypto.randomUUID()}`;
+}
+
 let lastOrder = 0;
 
 /** A strictly increasing order key, also across reloads (it starts from the clock). */

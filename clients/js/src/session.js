@@ -38,6 +38,8 @@ export class SessionState {
     this.failed = new Map();
     /** seqs this page already sent receipts for, by status */
     this.receiptsSent = { delivered: new Set(), read: new Set() };
+    /** seqs the user saw while no receipt could be sent: sent after the next join */
+    this.pendingReads = new Set();
     this.followed = false;
   }
 

@@ -257,7 +257,10 @@ describe("offline queue and resume", () => {
     const small = new TestHost({ hostConfig: "resume_limit = 2" });
     await small.start();
     try {
-      const alice = client(small, "alice");
+      // The browser's network state keeps the client away until all five are stored.
+      const network = new EventTarget();
+      let online = true;
+      const alice = client(small, "alice", { isOnline: () => online, window: network });
       await alice.start();
       await waitFor(() => alice.state === "online");
       const sessionId = (await alice.createSession({ title: "resume" })).session.id;
@@ -269,14 +272,20 @@ describe("offline queue and resume", () => {
         if (event === "session:join") joins.push(payload.since_seq);
         return emit(event, payload, ...rest);
       };
-      alice.connection.manager.engine.close(); // the transport drops; the client reconnects
+      online = false;
+      network.dispatchEvent(new Event("offline"));
+      assert.equal(alice.state, "offline");
       const other = await rawSocket(small, small.token("alice"));
       for (let i = 1; i <= 5; i += 1) {
         await other.emitWithAck("message:send", { session_id: sessionId, client_id: `c-m${i}`, type: "text", payload: { text: `m${i}` } });
       }
+      assert.equal(alice.session(sessionId).messages().length, 1, "nothing arrives while offline");
+      online = true;
+      network.dispatchEvent(new Event("online"));
       await waitFor(() => alice.session(sessionId).messages().length === 6, { what: "the resume" });
       assert.deepEqual(texts(alice.session(sessionId).messages()), ["m0", "m1", "m2", "m3", "m4", "m5"]);
-      assert.ok(joins.length >= 1 && joins.every((since) => typeof since === "number"), `joins with since_seq: ${joins}`);
+      // seqs 2..6 with resume_limit 2: since 1 → 2,3 (truncated), since 3 → 4,5 (truncated), since 5 → 6.
+      assert.deepEqual(joins, [1, 3, 5]);
       other.disconnect();
     } finally {
       await small.close();
@@ -289,15 +298,30 @@ describe("offline queue and resume", () => {
     try {
       const alice = client(host, "alice", { queue: new MemoryQueue() });
       const notices = [];
-      alice.on("notice", ({ error }) => notices.push(error));
+      const sent = [];
+      alice.on("notice", ({ error }) => notices.push({ error, at: Date.now() }));
+      alice.on("sent", () => sent.push(Date.now()));
       await alice.start();
       await waitFor(() => alice.state === "online");
       const sessionId = (await alice.createSession({ title: "limits" })).session.id;
+      const attempts = [];
+      const emit = alice.connection.chat.emit.bind(alice.connection.chat);
+      alice.connection.chat.emit = (event, ...rest) => {
+        if (event === "message:send") attempts.push(Date.now());
+        return emit(event, ...rest);
+      };
       for (const text of ["r1", "r2", "r3", "r4"]) await alice.send(sessionId, { payload: { text } });
       await waitFor(() => alice.queued.length === 0, { timeoutMs: 15_000, what: "the queue to drain" });
-      const limited = notices.filter((error) => error.code.startsWith("rate_limit."));
+      const limited = notices.map((n) => n.error).filter((error) => error.code.startsWith("rate_limit."));
       assert.ok(limited.length >= 1, "at least one send was limited");
       assert.ok(limited.every((error) => error.retry_after > 0 && error.hint));
+      // After each refusal the queue sends nothing until retry_after has passed.
+      for (const { error, at } of notices.filter((n) => n.error.code.startsWith("rate_limit."))) {
+        const next = attempts.find((time) => time > at);
+        assert.ok(next !== undefined, "a send followed the refusal");
+        assert.ok(next - at >= error.retry_after * 1000 - 20, `waited ${next - at} ms of ${error.retry_after * 1000}`);
+      }
+      assert.equal(sent.length, 4);
       const stored = await host.history(host.token("alice"), sessionId);
       assert.deepEqual(texts(stored), ["r1", "r2", "r3", "r4"]);
     } finally {

@@ -54,3 +54,15 @@ def test_renderers_are_collected_a_later_plugin_wins_and_malformed_entries_are_l
     pm.check_pending()  # optional hooks: no spec needed until tkr-web adds it
     assert collect_renderers(pm) == {"chart": Path("/later/chart.js")}
     assert collect_renderers(pm) == {"chart": Path("/later/chart.js")}  # the spec is added once
+
+
+def test_an_immutable_url_serves_the_bytes_that_were_hashed_even_after_the_file_changes(tmp_path: Path) -> None:
+    (tmp_path / "a.js").write_text("export const version = 1;\n")
+    mount = scan("client", tmp_path)
+    assert mount is not None
+    (tmp_path / "a.js").write_text("export const version = 2;\n")  # edited while the host runs
+    found = find(Assets(mounts={"client": mount}), f"client/{mount.digest}/a.js")
+    assert found is not None
+    body, media_type = found
+    assert body == b"export const version = 1;\n"
+    assert media_type.startswith("text/javascript")

@@ -270,6 +270,29 @@ def test_an_xss_payload_from_another_member_stays_inert(web_host, page):
     screenshot(page, "xss-inert")
 
 
+def test_a_remote_image_in_a_message_shows_as_a_link_and_does_not_load(web_host, page):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Tracking")
+    invite(web_host, session_id, "mallory")
+    remote = f"https://127.0.0.1:{web_host.port + 1}/p.png?u=alice"  # another origin than the page's
+    mallory = socketio.Client(reconnection=False)
+    mallory.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("mallory")}, transports=["websocket"])
+    try:
+        for index, text in enumerate([f"![pixel]({remote})", "![](data:image/png;base64,iVBORw0KGgo=)", "sentinel"]):
+            ack = mallory.call("message:send", {"session_id": session_id, "client_id": f"i-{index}", "type": "text",
+                                                  "payload": {"text": text, "format": "markdown"}},
+                               namespace="/chat")
+            assert ack["ok"], ack
+    finally:
+        mallory.disconnect()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"message\"][data-sender=\"mallory\"]').length === 3")
+    sources = page.eval_on_selector_all("#message-list img", "els => els.map((e) => e.getAttribute('src'))")
+    assert sources == []
+    link = page.wait_for_selector(f'{MESSAGE}[data-sender="mallory"] a.remote-image')
+    assert link.get_attribute("href") == remote and "pixel" in link.inner_text()
+    screenshot(page, "remote-image")
+
+
 @pytest.mark.web_config("[plugins.ratelimit]\nmessages_per_second = 0.25\nmessage_burst = 1\n")
 def test_a_rate_limit_error_shows_its_hint_and_a_countdown(web_host, page):
     token = sign_in(page, web_host)
@@ -350,3 +373,111 @@ def test_a_message_the_host_refuses_shows_as_failed_with_the_reason_and_can_be_d
     send(page, "short enough")
     page.wait_for_selector(f'{MESSAGE}[data-state="sent"]')
     assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["short enough"]
+
+
+def test_a_message_whose_outbox_write_fails_stays_in_the_composer(web_host, page):
+    sign_in(page, web_host)
+    new_session(page, "Full disk")
+    # From now on every write to IndexedDB fails, as with a full disk.
+    page.evaluate("""() => { IDBObjectStore.prototype.put = function () {
+        throw new DOMException('The quota has been exceeded.', 'QuotaExceededError'); }; }""")
+    send(page, "do not lose me")
+    page.wait_for_selector('[data-testid="error"][data-code="internal.outbox"]')
+    assert page.input_value('[data-testid="composer"]') == "do not lose me"
+    assert page.query_selector_all(MESSAGE) == []
+    assert page.page_errors == []
+    screenshot(page, "outbox-write-failed")
+
+
+def test_without_a_working_indexeddb_the_page_keeps_its_queue_in_memory(web_host, page):
+    # IndexedDB exists but cannot be opened (some private windows, a blocked profile).
+    page.add_init_script("""IDBFactory.prototype.open = function () {
+        throw new DOMException('The operation is not allowed.', 'InvalidStateError'); };""")
+    token = sign_in(page, web_host)
+    session_id = new_session(page, "No IndexedDB")
+    send(page, "still sent")
+    page.wait_for_selector(f'{MESSAGE}[data-state="sent"]')
+    assert [m["payload"]["text"] for m in web_host.history(session_id, token)] == ["still sent"]
+    assert page.page_errors == []
+
+
+def test_sign_out_forgets_the_outbox_and_the_conversation_list(web_host, page):
+    sign_in(page, web_host)
+    new_session(page, "Private")
+    send(page, "x" * 40_000)  # refused for good: it stays in the outbox, marked failed
+    page.wait_for_selector(f'{MESSAGE}[data-state="failed"]')
+    assert page.evaluate("Object.keys(sessionStorage).filter((key) => key.startsWith('tkr.sessions'))") != []
+    page.click("#sign-out")
+    page.wait_for_selector("#signin-form")
+    assert page.evaluate("Object.keys(sessionStorage).filter((key) => key.startsWith('tkr.'))") == []
+    outbox = page.evaluate("""() => new Promise((resolve, reject) => {
+        const request = indexedDB.open('tkr-client', 1);
+        request.onsuccess = () => {
+            const read = request.result.transaction('outbox').objectStore('outbox').getAll();
+            read.onsuccess = () => resolve(read.result.map((entry) => entry.payload?.text?.length ?? 0));
+            read.onerror = () => reject(read.error);
+        };
+        request.onerror = () => reject(request.error);
+    })""")
+    assert outbox == []
+
+
+def test_a_message_taller_than_the_screen_counts_as_read_once_it_fills_the_view(web_host, page, browser):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Tall")
+    invite(web_host, session_id, "bob")
+    bob = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    try:
+        bob.goto(f"{web_host.url}/?session={session_id}#token={make_token('bob')}")
+        bob.wait_for_selector(f'{STATUS}[data-state="online"]')
+        bob.wait_for_selector('#composer-form:not([hidden])')
+        tall = "\n\n".join(f"Paragraph {i} of a long report." for i in range(80))  # several screens high
+        page.evaluate("([sid, text]) => window.tkrClient.send(sid, {type: 'text', payload: {text, format: 'markdown'}})", [session_id, tall])
+        shown = bob.wait_for_selector(f'{MESSAGE}[data-sender="alice"] >> text=Paragraph 79 of a long report.')
+        assert bob.evaluate("(el) => el.closest('[data-testid=\"message\"]').offsetHeight > window.innerHeight", shown)
+        page.wait_for_selector(f'{MESSAGE}[data-sender="alice"][data-state="read"]')
+        screenshot(page, "tall-read")
+    finally:
+        bob.context.close()
+
+
+ANNOUNCED = """(el) => { const copy = el.cloneNode(true);
+    copy.querySelectorAll('[aria-hidden="true"], [hidden]').forEach((node) => node.remove());
+    return copy.textContent.replace(/\\s+/g, ' ').trim(); }"""
+
+
+def test_the_indicator_announces_state_changes_not_the_countdown(web_host, page):
+    sign_in(page, web_host)
+    # Every text the live region exposes to assistive technology, as it changes.
+    page.evaluate(f"""() => {{ const el = document.querySelector('{STATUS}'); const announced = ({ANNOUNCED});
+        window.__announced = [announced(el)]; window.__shown = [el.textContent.trim()];
+        new MutationObserver(() => {{ window.__announced.push(announced(el)); window.__shown.push(el.textContent.trim()); }})
+            .observe(el, {{subtree: true, childList: true, characterData: true, attributes: true}}); }}""")
+    web_host.kill()
+    # Until the visible countdown has ticked: three different "in N s" texts were shown.
+    page.wait_for_function("() => new Set(window.__shown.filter((t) => /in \\d+ s/.test(t))).size >= 3", timeout=60_000)
+    shown = page.evaluate("window.__shown")
+    announced = page.evaluate("window.__announced")
+    assert any(re.search(r"Reconnecting in \d+ s \(attempt \d+\)", text) for text in shown), shown
+    assert not any(re.search(r"\d+ s", text) for text in announced), announced
+    assert any(text.startswith("Reconnecting") for text in announced), announced
+
+
+def test_a_streaming_reply_grows_in_place_and_keeps_the_focus_on_stop(web_host, echo_agent, page):
+    sign_in(page, web_host)
+    new_session(page, "In place", ("echo",))
+    send(page, LONG)
+    page.wait_for_selector(f'{MESSAGE}[data-streaming="true"]')
+    page.wait_for_selector("#agent-status .agent-activity")
+    page.evaluate("""() => { const item = document.querySelector('[data-streaming="true"]'); item.__mark = 'same';
+        document.querySelector('#agent-status .agent-activity').__mark = 'same';
+        item.querySelector('[data-testid="stop-stream"]').focus(); }""")
+    start = page.evaluate("document.querySelector('[data-streaming=\"true\"]').innerText.length")
+    page.wait_for_function(f"() => (document.querySelector('[data-streaming=\"true\"]')?.innerText.length ?? 0) > {start} + 20")
+    state = page.evaluate("""() => { const item = document.querySelector('[data-streaming="true"]');
+        return { same: item.__mark === 'same', busy: item.getAttribute('aria-busy'),
+                 focused: document.activeElement?.dataset.testid === 'stop-stream' && item.contains(document.activeElement),
+                 status: document.querySelector('#agent-status .agent-activity')?.__mark === 'same' }; }""")
+    assert state == {"same": True, "busy": "true", "focused": True, "status": True}
+    reply = echo_reply(page)
+    assert reply.get_attribute("aria-busy") is None

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 
 IMMUTABLE = "immutable"
 
@@ -49,8 +50,9 @@ class PageParser(html.parser.HTMLParser):
             self.inline_code.append(data)
 
 
-async def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
+async def fetch(url: str, *, raw: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """GET ``url``; with ``raw``, the path goes out as written (aiohttp would resolve ``..`` itself)."""
+    async with aiohttp.ClientSession() as http, http.get(yarl.URL(url, encoded=True) if raw else url) as response:
         return response.status, dict(response.headers), await response.read()
 
 
@@ -94,10 +96,24 @@ async def test_hashed_assets_are_cached_long_and_other_names_are_not_served(tkr_
             assert asset_headers["Content-Type"].startswith("text/javascript")
     client = page.root["data-client"] or ""
     stale = re.sub(r"/[0-9a-f]{16}/", "/0000000000000000/", client)
-    for wrong in (stale, "/static/client/index.js", client.replace("index.js", "../../../pyproject.toml"), "/static/vendor/marked/"):
+    for wrong in (stale, "/static/client/index.js", "/static/vendor/marked/"):
         status, wrong_headers, _ = await fetch(f"{tkr_host.url}{wrong}")
         assert status == 404, wrong
         assert IMMUTABLE not in wrong_headers.get("Cache-Control", "")
+
+
+async def test_a_path_that_climbs_out_of_a_mount_is_not_served(tkr_host):
+    _, page = await page_of(tkr_host)
+    client = page.root["data-client"] or ""
+    secret = (Path(__file__).parents[3] / "clients" / "js" / "package.json").read_bytes()
+    # From clients/js/src/ one level up is clients/js/, which holds package.json (not a file of the mount).
+    for climb in ("../package.json", "..%2Fpackage.json", "%2e%2e/package.json", "sub/../../package.json"):
+        url = f"{tkr_host.url}{client.replace('index.js', climb)}"
+        assert "/../" in url or "%2" in url, url  # the probe really sends the climb
+        status, headers, body = await fetch(url, raw=True)
+        assert status == 404, (climb, status)
+        assert secret not in body and b'"name"' not in body
+        assert IMMUTABLE not in headers.get("Cache-Control", "")
 
 
 async def test_the_npm_modules_are_the_ones_of_the_lockfile(tkr_host):
@@ -133,3 +149,10 @@ async def test_without_npm_modules_the_page_says_what_to_run(tkr_host):
     missing = json.loads(page.root["data-missing"] or "[]")
     assert missing and all("npm ci" in line for line in missing)
     assert page.root["data-title"] == "Team chat"
+
+
+async def test_images_load_only_from_the_host_itself_by_default(tkr_host):
+    # docs/web.md: a member's remote image must not load by itself and track the readers.
+    headers, _ = await page_of(tkr_host)
+    policy = {part.split()[0]: part.split()[1:] for part in headers["Content-Security-Policy"].split("; ")}
+    assert policy["img-src"] == ["'self'"]

@@ -53,13 +53,20 @@ class Mount:
     directory: Path
     digest: str
     files: frozenset[str] = field(default_factory=frozenset)
+    #: The bytes that were hashed, by file: an immutable URL must always serve
+    #: them, even when the file on disk is edited while the host runs.
+    contents: dict[str, bytes] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def url(self, file: str) -> str:
         return f"/static/{self.name}/{self.digest}/{file}"
 
-    def path_of(self, file: str) -> Path | None:
-        """The file to send for ``file``, or None when it is not one of this mount's files."""
-        return self.directory / file if file in self.files else None
+    def content_of(self, file: str) -> bytes | None:
+        """The bytes to send for ``file``, or None when it is not one of this mount's files."""
+        return self.contents.get(file) if file in self.files else None
+
+    def only(self, file: str) -> Mount:
+        """This mount, serving one of its files and nothing else."""
+        return Mount(self.name, self.directory, self.digest, frozenset({file}), {file: self.contents[file]})
 
 
 def scan(name: str, directory: Path) -> Mount | None:
@@ -67,12 +74,13 @@ def scan(name: str, directory: Path) -> Mount | None:
     if not directory.is_dir():
         return None
     digest = hashlib.sha256()
-    files = []
+    contents: dict[str, bytes] = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in MEDIA_TYPES):
         relative = path.relative_to(directory).as_posix()
-        files.append(relative)
-        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
-    return Mount(name, directory, digest.hexdigest()[:16], frozenset(files))
+        # Read once: what is hashed is what is served.
+        contents[relative] = body = path.read_bytes()
+        digest.update(relative.encode() + b"\0" + body + b"\0")
+    return Mount(name, directory, digest.hexdigest()[:16], frozenset(contents), contents)
 
 
 @dataclass
@@ -109,5 +117,5 @@ def collect(client_dir: Path | None, node_modules: Path | None, renderers: dict[
             log.warning("tkr-web: the renderer of %r (%s) is not a servable file; it is left out", message_type, module)
             continue
         # Only the module itself: a plugin's package directory holds more than the page needs.
-        assets.mounts[mount.name] = Mount(mount.name, mount.directory, mount.digest, frozenset({module.name}))
+        assets.mounts[mount.name] = mount.only(module.name)
     return assets

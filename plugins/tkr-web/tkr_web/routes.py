@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 from importlib.resources import files
+from pathlib import PurePosixPath
 from typing import Any
 
 from quart import Blueprint, Quart, Response
@@ -53,7 +54,7 @@ def security_headers(csp: str) -> dict[str, str]:
     }
 
 
-def render_page(title: str, assets: Assets, renderers: dict[str, str]) -> str:
+def render_page(title: str, assets: Assets, renderers: dict[str, str], img_src: list[str] | None = None) -> str:
     template = files("tkr_web").joinpath("page.html").read_text(encoding="utf-8")
     data: dict[str, str] = {
         "title": title,
@@ -63,6 +64,8 @@ def render_page(title: str, assets: Assets, renderers: dict[str, str]) -> str:
         "client": assets.url("client", "index.js") if "client" in assets.mounts else "",
         "renderers": json.dumps(renderers, sort_keys=True),
         "missing": json.dumps(assets.missing),
+        # The page turns any other image into a link (the CSP would block it anyway).
+        "imgsrc": json.dumps(img_src or []),
     }
     for package, (_subdir, module) in VENDOR.items():
         mount = f"vendor/{package}"
@@ -81,7 +84,7 @@ def install(app: Quart, title: str, assets: Assets, renderer_types: list[str], i
     headers = security_headers(content_security_policy(img_src))
     renderers = {t: assets.url(f"renderers/{t}", next(iter(assets.mounts[f"renderers/{t}"].files)))
                  for t in renderer_types if f"renderers/{t}" in assets.mounts}
-    page = render_page(title, assets, renderers)
+    page = render_page(title, assets, renderers, img_src)
     worker = worker_script(assets, list(renderers.values()))
 
     @routes.get("/")
@@ -102,15 +105,15 @@ def install(app: Quart, title: str, assets: Assets, renderer_types: list[str], i
         if found is None:
             return Response("Not found\n", status=404, content_type="text/plain; charset=utf-8",
                             headers={**headers, "Cache-Control": "no-store"})
-        path, media_type = found
-        return Response(path.read_bytes(), status=200, content_type=media_type, headers={**headers, "Cache-Control": IMMUTABLE})
+        body, media_type = found
+        return Response(body, status=200, content_type=media_type, headers={**headers, "Cache-Control": IMMUTABLE})
 
     app.register_blueprint(routes)
     app.view_functions["static"] = static
 
 
-def find(assets: Assets, asset: str) -> tuple[Any, str] | None:
-    """The file and media type of ``<mount>/<digest>/<file>``, or None.
+def find(assets: Assets, asset: str) -> tuple[bytes, str] | None:
+    """The bytes (as hashed at start) and media type of ``<mount>/<digest>/<file>``, or None.
 
     A mount name may hold a slash (``vendor/marked``), so the digest is found
     by matching each mount; a stale digest is not served (the page names the
@@ -120,8 +123,8 @@ def find(assets: Assets, asset: str) -> tuple[Any, str] | None:
         prefix = f"{mount.name}/{mount.digest}/"
         if asset.startswith(prefix):
             file = asset[len(prefix):]
-            path = mount.path_of(file)
-            if path is None:
+            body = mount.content_of(file)
+            if body is None:
                 return None
-            return path, MEDIA_TYPES[path.suffix]
+            return body, MEDIA_TYPES[PurePosixPath(file).suffix]
     return None

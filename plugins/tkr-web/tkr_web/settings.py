@@ -23,5 +23,7 @@ class WebSettings(BaseModel):
     client_dir: Path | None = None
     #: The ``node_modules`` holding socket.io-client, marked and DOMPurify; empty: ``plugins/tkr-web/node_modules``.
     node_modules: Path | None = None
-    #: Image sources allowed in rendered Markdown, besides the host itself (CSP ``img-src``).
-    img_src: list[str] = Field(default_factory=lambda: ["https:", "data:"])
+    #: Image sources rendered Markdown may load besides the host itself (CSP ``img-src``). Empty by
+    #: default: an image from anywhere else would load by itself and tell its server who reads the
+    #: conversation, so the page shows it as a link instead.
+    img_src: list[str] = Field(default_factory=list)

@@ -5,7 +5,7 @@
 import { $, avatar, h } from "./dom.js";
 import { makeRenderer } from "./markdown.js";
 import { MessageList } from "./messages.js";
-import { SessionList, drawPresence, drawTasks } from "./panels.js";
+import { SessionList, drawPresence, drawTasks, forgetDrawnStatus, forgetSessionCache } from "./panels.js";
 import { RendererRegistry } from "./renderers.js";
 import { Notices, StatusView } from "./status.js";
 
@@ -41,6 +41,22 @@ function setSessionInUrl(sessionId) {
   history.replaceState(null, "", url.pathname + url.search);
 }
 
+/**
+ * The outbox: IndexedDB, or memory where IndexedDB is missing or cannot be
+ * opened (private windows, a blocked profile). IndexedDB fails in open(), not
+ * in the constructor, so the database is opened here once to find out.
+ */
+async function openQueue(IndexedDBQueue, MemoryQueue) {
+  try {
+    const queue = new IndexedDBQueue();
+    await queue.all("");
+    return queue;
+  } catch (error) {
+    console.warn("IndexedDB is not usable; queued messages last as long as the page:", error);
+    return new MemoryQueue();
+  }
+}
+
 async function boot() {
   const missing = JSON.parse(data.missing || "[]");
   if (missing.length) {
@@ -60,17 +76,14 @@ async function boot() {
   const [{ Manager }, clientModule, { Marked }, { default: DOMPurify }] = await Promise.all([
     import(data.socketio), import(data.client), import(data.marked), import(data.dompurify),
   ]);
-  const markdown = makeRenderer({ Marked }, DOMPurify);
-  const { TkrClient, IndexedDBQueue, MemoryQueue } = clientModule;
-  let queue;
-  try {
-    queue = new IndexedDBQueue();
-  } catch {
-    queue = new MemoryQueue(); // private windows without IndexedDB: the queue lasts as long as the page
-  }
+  const markdown = makeRenderer({ Marked }, DOMPurify, { imgSrc: JSON.parse(data.imgSrc || "[]") });
+  const { TkrClient, IndexedDBQueue, MemoryQueue, queueOwnerFor } = clientModule;
+  const queue = await openQueue(IndexedDBQueue, MemoryQueue);
   // Retries are spread up to 10 s apart: long enough not to hammer a host
   // that is coming back, short enough that a person waiting is not kept long.
-  const client = new TkrClient({ url: location.origin, token: credential, Manager, queue, backoff: { baseMs: 500, capMs: 10_000 } });
+  // The owner is known before anything reads the outbox or the cached list: both are per user.
+  const queueOwner = await queueOwnerFor(location.origin, credential);
+  const client = new TkrClient({ url: location.origin, token: credential, Manager, queue, queueOwner, backoff: { baseMs: 500, capMs: 10_000 } });
   window.tkrClient = client; // for the console and for browser tests
   const chat = startChat(client, markdown);
   await client.start();
@@ -131,6 +144,7 @@ function startChat(client, markdown) {
     $("#welcome").hidden = false;
     for (const id of ["#chat-header", "#messages", "#composer-form", "#tasks-panel"]) $(id).hidden = true;
     $("#agent-status").replaceChildren();
+    forgetDrawnStatus();
   }
 
   function redraw(scroll = false) {
@@ -181,15 +195,35 @@ function startChat(client, markdown) {
 
   // Composer: Enter sends, Shift+Enter adds a line; the box grows with its text.
   const composer = $("#composer");
+  // The text leaves the box only once the outbox holds it: if the write
+  // fails (a full disk), the user still has what they typed.
+  const inFlight = new Set();
   const send = async () => {
     const text = composer.value.trim();
-    if (!text || !activeId) return;
-    composer.value = "";
-    composer.style.height = "";
+    if (!text || !activeId || inFlight.has(text)) return;
+    inFlight.add(text);
     const state = client.session(activeId);
     const agents = state?.agentMembers() ?? [];
-    const entry = await client.send(activeId, { type: "text", payload: { text, format: "markdown" }, ...(agents.length === 1 ? { to: agents[0].id } : {}) });
+    let entry;
+    try {
+      entry = await client.send(activeId, { type: "text", payload: { text, format: "markdown" }, ...(agents.length === 1 ? { to: agents[0].id } : {}) });
+    } catch (error) {
+      console.warn("the outbox refused the message:", error);
+      notices.show({
+        code: "internal.outbox", severity: "error", recoverable: true,
+        message: "The message could not be saved for sending.",
+        hint: "It is still in the message box: try again, or copy it somewhere safe.",
+      });
+      return;
+    } finally {
+      inFlight.delete(text);
+    }
     localIds.add(entry.client_id);
+    // The user may have typed the next message meanwhile: leave that alone.
+    if (composer.value.trim() === text) {
+      composer.value = "";
+      composer.style.height = "";
+    }
     redraw(true);
   };
   composer.addEventListener("keydown", (event) => {
@@ -229,9 +263,18 @@ function startChat(client, markdown) {
     const open_ = shell.classList.toggle("sidebar-open");
     $("#sidebar-toggle").setAttribute("aria-expanded", String(open_));
   });
-  $("#sign-out").addEventListener("click", () => {
+  $("#sign-out").addEventListener("click", async () => {
+    // Nothing of this user stays behind for whoever uses the browser next:
+    // the credential, the cached conversation list, and the unsent text.
     sessionStorage.removeItem(CREDENTIAL_KEY);
     client.stop();
+    try {
+      await client.clearOutbox();
+    } catch (error) {
+      console.warn("the outbox could not be cleared:", error);
+    }
+    // Last: nothing may write the list again between here and the reload.
+    forgetSessionCache();
     location.replace(location.pathname);
   });
   document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && redraw());

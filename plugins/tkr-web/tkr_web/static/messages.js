@@ -26,12 +26,20 @@ export class MessageList {
     this.sessionId = null;
     /** @type {Map<string, {element: HTMLElement, signature: string}>} */
     this.items = new Map();
-    this.seen = new IntersectionObserver((entries) => this._seen(entries), { threshold: 0.6 });
+    // Read means seen: 60% of a message on screen, or, for one taller than the
+    // conversation view, enough of it to fill most of that view (0.6 of a
+    // tall message is never on screen at once). The root is the scrolling
+    // view, so what the header and the composer cover does not count.
+    /** @type {Set<HTMLElement>} messages on screen now, read once the page is visible */
+    this.onScreen = new Set();
+    this.seen = new IntersectionObserver((entries) => this._seen(entries), { root: list.closest(".messages"), threshold: [0, 0.25, 0.6] });
+    document.addEventListener("visibilitychange", () => this._readOnScreen());
   }
 
   open(sessionId) {
     this.sessionId = sessionId;
     this.items.clear();
+    this.onScreen.clear();
     this.seen.disconnect();
     this.list.replaceChildren();
   }
@@ -73,9 +81,15 @@ export class MessageList {
       if (!item || item.signature !== signature) {
         const element = this._draw(view, state);
         if (item) item.element.replaceWith(element);
-        item = { element, signature };
+        item = { element, signature, text: view.message.payload?.text };
         this.items.set(view.key, item);
         if (!view.mine && view.message.seq) this.seen.observe(element);
+      } else if (view.streaming && item.text !== view.message.payload?.text) {
+        // A new chunk: only the text changes, in place. Replacing the item
+        // would take the focus off its Stop button and make a screen reader
+        // announce the whole reply again for every chunk.
+        item.text = view.message.payload?.text;
+        this._fillText(item.element.querySelector(".message-body"), view.message, true);
       }
       const expected = previous ? previous.nextElementSibling : this.list.firstElementChild;
       if (expected !== item.element) previous ? previous.after(item.element) : this.list.prepend(item.element);
@@ -105,6 +119,8 @@ export class MessageList {
         ...(streaming ? { streaming: "true" } : {}),
         ...(message.status && message.status !== "complete" ? { status: message.status } : {}),
       },
+      // A reply still being written: assistive technology waits for the whole of it.
+      attrs: streaming ? { "aria-busy": "true" } : {},
     });
     const body = h("div", { className: "message-body" });
     const custom = this.renderers.has(message.type);
@@ -116,14 +132,7 @@ export class MessageList {
       }
       body.append(node);
     } else if (message.type === "text") {
-      body.append(this.markdown(message.payload?.text ?? "", message.payload?.format ?? "markdown"));
-      if (streaming) {
-        // The caret goes at the end of the last block, right after the text.
-        const caret = h("span", { className: "caret", attrs: { "aria-hidden": "true" } });
-        let last = body.lastElementChild;
-        while (last?.lastElementChild && !["PRE", "CODE", "TABLE"].includes(last.tagName)) last = last.lastElementChild;
-        (last && ["P", "LI", "H1", "H2", "H3", "H4", "BLOCKQUOTE"].includes(last.tagName) ? last : body).append(caret);
-      }
+      this._fillText(body, message, streaming);
     } else if (message.type === "context") {
       body.append(renderContext(message));
     } else if (message.type === "task") {
@@ -171,14 +180,36 @@ export class MessageList {
     return element;
   }
 
-  _seen(entries) {
-    if (document.visibilityState !== "visible") return;
-    for (const entry of entries) {
-      if (!entry.isIntersecting) continue;
-      const seq = Number(entry.target.dataset.seq);
-      if (seq && this.sessionId) void this.client.markRead(this.sessionId, seq);
-      this.seen.unobserve(entry.target);
+  _fillText(body, message, streaming) {
+    body.replaceChildren(this.markdown(message.payload?.text ?? "", message.payload?.format ?? "markdown"));
+    if (streaming) {
+      // The caret goes at the end of the last block, right after the text.
+      const caret = h("span", { className: "caret", attrs: { "aria-hidden": "true" } });
+      let last = body.lastElementChild;
+      while (last?.lastElementChild && !["PRE", "CODE", "TABLE"].includes(last.tagName)) last = last.lastElementChild;
+      (last && ["P", "LI", "H1", "H2", "H3", "H4", "BLOCKQUOTE"].includes(last.tagName) ? last : body).append(caret);
     }
+  }
+
+  _seen(entries) {
+    for (const entry of entries) {
+      const view = entry.rootBounds?.height || window.innerHeight;
+      const enough = entry.isIntersecting && (entry.intersectionRatio >= 0.6 || entry.intersectionRect.height >= 0.5 * view);
+      if (enough) this.onScreen.add(entry.target);
+      else this.onScreen.delete(entry.target);
+    }
+    this._readOnScreen();
+  }
+
+  /** Mark read what is on screen, once the page is visible (a background tab reads nothing). */
+  _readOnScreen() {
+    if (document.visibilityState !== "visible" || !this.sessionId) return;
+    for (const element of this.onScreen) {
+      const seq = Number(element.dataset.seq);
+      if (seq) void this.client.markRead(this.sessionId, seq);
+      this.seen.unobserve(element);
+    }
+    this.onScreen.clear();
   }
 }
 
@@ -201,6 +232,6 @@ function signatureOf(view, state) {
   const task = message.type === "task" ? state.tasks.get(message.payload?.task_id) : null;
   return JSON.stringify([
     message.id, message.seq, view.state, message.status, view.streaming ?? false,
-    view.streaming ? message.payload?.text?.length : 0, view.typeCount ?? 0, view.ready ?? false, task?.state, task?.history?.length, task?.artifacts?.length,
+    view.typeCount ?? 0, view.ready ?? false, task?.state, task?.history?.length, task?.artifacts?.length,
   ]);
 }

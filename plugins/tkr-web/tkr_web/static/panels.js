@@ -5,14 +5,22 @@
 import { $, avatar, h, shortTime } from "./dom.js";
 import { renderArtifacts, renderHistory, stateBadge } from "./cards.js";
 
-const CACHE_KEY = "tkr.sessions";
+const CACHE_PREFIX = "tkr.sessions";
 
-function readCache() {
+/** The cached list is per user (the client's queue owner), so one user never sees another's. */
+const cacheKey = (client) => `${CACHE_PREFIX}:${client.queueOwner}`;
+
+function readCache(key) {
   try {
-    return JSON.parse(sessionStorage.getItem(CACHE_KEY) ?? "[]");
+    return JSON.parse(sessionStorage.getItem(key) ?? "[]");
   } catch {
     return [];
   }
+}
+
+/** Sign-out: forget every cached conversation list. */
+export function forgetSessionCache() {
+  for (const key of Object.keys(sessionStorage)) if (key.startsWith(CACHE_PREFIX)) sessionStorage.removeItem(key);
 }
 
 export class SessionList {
@@ -23,7 +31,8 @@ export class SessionList {
     this.list = $("#session-list");
     this.empty = $("#sessions-empty");
     // The last list read, so that the sidebar shows while the host is down.
-    this.sessions = readCache();
+    this.cacheKey = cacheKey(client);
+    this.sessions = readCache(this.cacheKey);
     this.activeId = null;
     this.dialog = $("#new-session-dialog");
     for (const button of [$("#new-session"), $("#welcome-new")]) button.addEventListener("click", () => void this.openDialog());
@@ -44,7 +53,7 @@ export class SessionList {
 
   _remember() {
     try {
-      sessionStorage.setItem(CACHE_KEY, JSON.stringify(this.sessions.slice(0, 100)));
+      sessionStorage.setItem(this.cacheKey, JSON.stringify(this.sessions.slice(0, 100)));
     } catch {
       // Storage full or denied: the list is only a convenience while offline.
     }
@@ -130,17 +139,43 @@ export function drawPresence(state, client, onlineAgents) {
   // Members the session held when read, and anyone presence has told of since (an invite).
   const members = [...(state.session.members ?? [])];
   for (const { member } of state.presence.values()) if (member && !members.some((m) => m.id === member.id)) members.push(member);
-  $("#presence").replaceChildren(...members.map((member) => {
+  const busy = [...state.agentStatus.values()].filter((status) => status.state && status.state !== "idle" && state.presence.get(status.agent.id)?.state !== "offline");
+  // Redrawn only when what they show changed (not on every chunk of a stream),
+  // so a screen reader is not told again and nothing in them loses the focus.
+  const onlineOf = (member) => {
     const known = state.presence.get(member.id)?.state;
-    const online = member.id === me || known === "online" || (known === undefined && member.kind === "agent" && onlineAgents.has(member.id));
+    return member.id === me || known === "online" || (known === undefined && member.kind === "agent" && onlineAgents.has(member.id));
+  };
+  const presenceKey = JSON.stringify([state.id, me, members.map((member) => [member.id, onlineOf(member)])]);
+  if (drawn.presence !== presenceKey) {
+    drawn.presence = presenceKey;
+    drawMembers(members, me, onlineOf);
+  }
+  const statusKey = JSON.stringify([state.id, busy.map((status) => [status.agent.id, status.state, status.detail ?? ""])]);
+  if (drawn.status !== statusKey) {
+    drawn.status = statusKey;
+    $("#agent-status").replaceChildren(...busy.map((status) => h("div", { className: `agent-activity state-${status.state}` },
+      h("span", { className: "pulse", attrs: { "aria-hidden": "true" } }),
+      h("strong", {}, status.agent.id), ` is ${status.state}`, status.detail ? h("span", { className: "detail" }, ` — ${status.detail}`) : null)));
+  }
+}
+
+/** What the presence list and the status line show now, so that they are redrawn only on a change. */
+const drawn = { presence: null, status: null };
+
+/** The agent-status line was emptied elsewhere (the conversation closed). */
+export function forgetDrawnStatus() {
+  drawn.presence = null;
+  drawn.status = null;
+}
+
+function drawMembers(members, me, onlineOf) {
+  $("#presence").replaceChildren(...members.map((member) => {
+    const online = onlineOf(member);
     return h("li", { className: `member ${online ? "online" : "offline"}`, title: `${member.id} is ${online ? "online" : "offline"}` },
       h("span", { className: "presence-dot", attrs: { "aria-hidden": "true" } }), member.id === me ? `${member.id} (you)` : member.id,
       h("span", { className: "visually-hidden" }, online ? ", online" : ", offline"));
   }));
-  const busy = [...state.agentStatus.values()].filter((status) => status.state && status.state !== "idle" && state.presence.get(status.agent.id)?.state !== "offline");
-  $("#agent-status").replaceChildren(...busy.map((status) => h("div", { className: `agent-activity state-${status.state}` },
-    h("span", { className: "pulse", attrs: { "aria-hidden": "true" } }),
-    h("strong", {}, status.agent.id), ` is ${status.state}`, status.detail ? h("span", { className: "detail" }, ` — ${status.detail}`) : null)));
 }
 
 export function drawTasks(state, markdown) {

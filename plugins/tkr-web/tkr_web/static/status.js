@@ -7,6 +7,18 @@ function seconds(ms) {
   return Math.max(0, Math.ceil(ms / 1000));
 }
 
+/**
+ * The indicator's words in three parts: what is announced (`before`, `after`)
+ * and the countdown between them, which changes every second and is hidden
+ * from screen readers, so that they hear state changes only.
+ */
+export function describeParts({ state, attempt, nextRetryAt }, now = Date.now()) {
+  if (state === "reconnecting" && nextRetryAt) {
+    return { before: "Reconnecting", countdown: ` in ${seconds(nextRetryAt - now)} s`, after: ` (attempt ${attempt})` };
+  }
+  return { before: describeState({ state, attempt, nextRetryAt }, now), countdown: "", after: "" };
+}
+
 export function describeState({ state, attempt, nextRetryAt }, now = Date.now()) {
   switch (state) {
     case "online":
@@ -28,7 +40,11 @@ export class StatusView {
   constructor(client) {
     this.client = client;
     this.element = $('[data-testid="connection-status"]');
-    this.text = $(".connection-text", this.element);
+    const text = $(".connection-text", this.element);
+    this.before = h("span", {}, text.textContent);
+    this.countdown = h("span", { className: "connection-countdown", attrs: { "aria-hidden": "true" } });
+    this.after = h("span", {});
+    text.replaceChildren(this.before, this.countdown, this.after);
     this.retry = $(".retry-now", this.element);
     this.queued = $('[data-testid="queued-count"]');
     this.retry.addEventListener("click", () => client.connection.retryNow());
@@ -43,9 +59,12 @@ export class StatusView {
   }
 
   _draw() {
-    const text = describeState(this.snapshot);
+    const { before, countdown, after } = describeParts(this.snapshot);
     this.element.dataset.state = this.snapshot.state;
-    if (this.text.textContent !== text) this.text.textContent = text;
+    // Only what changed is written: an unchanged live region announces nothing.
+    if (this.before.textContent !== before) this.before.textContent = before;
+    if (this.countdown.textContent !== countdown) this.countdown.textContent = countdown;
+    if (this.after.textContent !== after) this.after.textContent = after;
     this.retry.hidden = this.snapshot.state !== "reconnecting";
   }
 
@@ -77,7 +96,8 @@ export class Notices {
     this.dismiss(code);
     const message = typeof error?.message === "string" && error.message ? error.message : "Something went wrong.";
     const hint = typeof error?.hint === "string" && error.hint ? error.hint : "Try again in a moment.";
-    const countdown = h("span", { className: "countdown" });
+    // The alert is announced once; its countdown, which ticks, is for the eyes only.
+    const countdown = h("span", { className: "countdown", attrs: { "aria-hidden": "true" } });
     const element = h(
       "div",
       { className: `notice severity-${error?.severity ?? "error"}`, dataset: { testid: "error", code }, attrs: { role: "alert" } },
