@@ -30,7 +30,7 @@ from typing import Any, TypeVar, cast
 from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource
 from tkr_client.errors import TkrError, client_error
 from tkr_client.outbox import Outbox, new_client_id
-from tkr_client.queue import HandledIds, Outgoing, open_queue
+from tkr_client.queue import HandledIds, MemoryQueue, Outgoing, open_queue
 from tkr_client.replies import Reply, ReplyStream
 from tkr_client.tasks import Task, TaskWatcher
 from tkr_client.types import AgentState, Message, SentMessage
@@ -225,6 +225,8 @@ class Agent:
     async def send_entry(self, entry: Outgoing) -> SentMessage:
         if self._outbox is None:
             raise client_error("closed", "The agent is not started.", "Call start() or run() first.")
+        if self._link is not None and self._link.fatal is not None:
+            raise self._link.fatal  # reconnecting gave up: nothing would send it
         result = await self._outbox.enqueue(entry)
         return cast(SentMessage, result)
 
@@ -280,6 +282,8 @@ class Agent:
             log.info("connected to %s/agents", self.url)
         elif change.state == "closed" and change.error is not None:
             log.error("the agent stopped: %s", change.error)
+            if self._outbox is not None:
+                self._outbox.fail_waiters(change.error, forget=isinstance(self._outbox.queue, MemoryQueue))
             self._gave_up.set()
         elif change.delay is not None:
             log.info("%s: attempt %d in %.1f s (%s)", change.state, change.attempt, change.delay,

@@ -30,7 +30,7 @@ from tkr_client.errors import TkrError, client_error
 from tkr_client.events import EventHub, EventStream, Handler
 from tkr_client.feeds import MAX_EARLY_CHUNKS, Feed, StreamTracker
 from tkr_client.outbox import Outbox, new_client_id
-from tkr_client.queue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Outgoing, open_queue
+from tkr_client.queue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MemoryQueue, Outgoing, open_queue
 from tkr_client.types import Chunk, Message, SentMessage, Session
 
 log = logging.getLogger("tkr_client")
@@ -291,6 +291,8 @@ class ChatClient:
         """
         if self._closed:
             raise client_error("closed", "The client is closed.", "Call connect() first.")
+        if self._link.fatal is not None:
+            raise self._link.fatal  # reconnecting gave up: nothing would send it
         entry = Outgoing(client_id or new_client_id(), session_id, type, payload, to, in_reply_to)
         future = self._outbox.enqueue(entry)
         self._own[entry.client_id] = None
@@ -325,6 +327,8 @@ class ChatClient:
             self._outbox.pause()
         self._inbox.put_nowait(("state", self._client_state()))
         if change.state == "closed" and change.error is not None:
+            # Reconnecting gave up: no waiting send can go out any more.
+            self._outbox.fail_waiters(change.error, forget=isinstance(self._queue, MemoryQueue))
             self._inbox.put_nowait(("gave_up", change.error))  # reported as an `error` event too
 
     def _queue_changed(self) -> None:

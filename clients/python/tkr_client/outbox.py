@@ -107,12 +107,25 @@ class Outbox:
                 await self._task
             self._task = None
 
-    def fail_waiters(self, error: TkrError) -> None:
-        """Fail every caller still waiting (the client closed); entries stay queued."""
-        for future in self._waiters.values():
+    def fail_waiters(self, error: TkrError, *, forget: bool = False) -> None:
+        """Fail every caller still waiting (the client closed, or reconnecting gave up).
+
+        With ``forget`` their entries leave the queue too: an in-memory entry whose
+        caller was told it failed must not go out on a later connect, as a
+        duplicate of the send the caller may have retried. A file queue keeps them
+        (documented: they go out on the next connect, with the same client_id).
+        """
+        for client_id, future in self._waiters.items():
             if not future.done():
                 future.set_exception(error)
+                future.exception()  # retrieved: a caller that was cancelled is not waiting any more
+            if forget:
+                self.queue.remove(client_id)
         self._waiters.clear()
+        if forget:
+            if not len(self.queue):
+                self._empty.set()
+            self._on_change()
 
     async def _drain(self) -> None:
         retries = 0
