@@ -30,3 +30,41 @@ async def test_sends_fail_with_the_refusal_once_reconnecting_gives_up(chat, gate
     with pytest.raises(AuthError) as new:
         await asyncio.wait_for(alice.send_text(session["id"], "sent after the give-up"), 5)
     assert new.value.code == "auth.invalid"
+
+
+async def test_a_refused_resume_waits_out_its_retry_after_and_backs_off(chat, tkr_host, gate, drop, recorder, until):
+    from tkr_host.errors import HostError
+
+    held = gate("alice")
+    alice = await chat("alice", token=held)
+    seen = recorder(alice)
+    session = await alice.create_session()
+    # The store refuses the resume's read twice with store.unavailable and a
+    # retry_after (PROTOCOL.md: the client waits it out), then recovers.
+    store = tkr_host.host.store
+    real = store.messages_after
+    refused_at: list[float] = []
+    retry_after = 0.4
+
+    async def refusing(*args, **kwargs):
+        if len(refused_at) < 2:
+            refused_at.append(asyncio.get_running_loop().time())
+            raise HostError("store.unavailable", retry_after=retry_after)
+        return await real(*args, **kwargs)
+
+    store.messages_after = refusing
+    try:
+        await drop("alice")
+        await until(lambda: len(refused_at) == 2, what="two refused resumes")
+        await until(lambda: alice.state == "connected" and alice.queued == 0, what="resumed")
+        sent = await asyncio.wait_for(alice.send_text(session["id"], "after the resume"), 10)
+        assert sent["seq"] == 1
+    finally:
+        store.messages_after = real
+    assert refused_at[1] - refused_at[0] >= retry_after
+    after_refusals = [s for s in seen.of("state") if s.state == "reconnecting" and s.error is not None
+                      and s.error.code == "store.unavailable"]
+    assert len(after_refusals) == 2
+    assert all(s.delay is not None and s.delay >= retry_after for s in after_refusals)
+    # The attempt count grows while resumes fail (it restarts only once one succeeds).
+    assert [s.attempt for s in after_refusals] == [after_refusals[0].attempt, after_refusals[0].attempt + 1]
