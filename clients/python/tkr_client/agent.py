@@ -227,7 +227,7 @@ class Agent:
             raise client_error("closed", "The agent is not started.", "Call start() or run() first.")
         if self._link is not None and self._link.fatal is not None:
             raise self._link.fatal  # reconnecting gave up: nothing would send it
-        result = await self._outbox.enqueue(entry)
+        result = await asyncio.shield(self._outbox.enqueue(entry))  # shared by callers that reuse a client_id
         return cast(SentMessage, result)
 
     async def send(self, session_id: str, type: str, payload: dict[str, Any], *, to: str | None = None,

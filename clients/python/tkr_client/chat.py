@@ -298,7 +298,9 @@ class ChatClient:
         self._own[entry.client_id] = None
         while len(self._own) > OWN_IDS:
             self._own.popitem(last=False)
-        return cast(SentMessage, await future)
+        # Shielded: the future may be shared by callers that reused the client_id,
+        # and one caller's cancellation must not cancel it for the others.
+        return cast(SentMessage, await asyncio.shield(future))
 
     async def send_text(self, session_id: str, text: str, *, to: str | None = None, in_reply_to: str | None = None,
                         format: str | None = None) -> SentMessage:

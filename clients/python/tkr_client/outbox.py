@@ -68,8 +68,16 @@ class Outbox:
 
     def enqueue(self, entry: Outgoing) -> asyncio.Future[dict[str, Any]]:
         """Queue ``entry`` now (raising ``QueueFullError`` if it does not fit); the
-        future resolves with the ack's message ``{id, seq, ts}``."""
-        self.queue.put(entry)
+        future resolves with the ack's message ``{id, seq, ts}``.
+
+        A ``client_id`` that is already queued is the same send: it is not queued
+        (or counted) again, and every caller gets the one answer.
+        """
+        waiting = self._waiters.get(entry.client_id)
+        if waiting is not None and not waiting.done():
+            return waiting
+        if entry.client_id not in self.queue:
+            self.queue.put(entry)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[entry.client_id] = future
         self._empty.clear()
@@ -172,6 +180,7 @@ class Outbox:
         if future is not None and not future.done():
             if error is not None:
                 future.set_exception(error)
+                future.exception()  # retrieved: a cancelled caller is told by the `error` event instead
             else:
                 future.set_result(result or {})
         self._on_change()

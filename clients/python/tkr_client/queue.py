@@ -98,6 +98,10 @@ class OfflineQueue:
         """Forget an acked (or refused) entry; removing one that is gone is harmless."""
         raise NotImplementedError
 
+    def __contains__(self, client_id: object) -> bool:
+        """Whether an entry with this ``client_id`` is queued."""
+        raise NotImplementedError
+
     @property
     def bytes(self) -> int:
         raise NotImplementedError
@@ -118,6 +122,8 @@ class MemoryQueue(OfflineQueue):
         self._bytes = 0
 
     def put(self, entry: Outgoing) -> None:
+        if entry.client_id in self._entries:
+            return  # the same send: queued (and counted) once
         size = entry.size
         self._check_room(entry, size)
         self._entries[entry.client_id] = (entry, size)
@@ -130,6 +136,9 @@ class MemoryQueue(OfflineQueue):
         found = self._entries.pop(client_id, None)
         if found is not None:
             self._bytes -= found[1]
+
+    def __contains__(self, client_id: object) -> bool:
+        return client_id in self._entries
 
     @property
     def bytes(self) -> int:
@@ -163,6 +172,8 @@ class SqliteQueue(OfflineQueue):
         self._count, self._bytes = int(count), int(total)
 
     def put(self, entry: Outgoing) -> None:
+        if entry.client_id in self:
+            return  # the same send: queued (and counted) once
         body = entry.encode()
         size = len(body.encode())
         self._check_room(entry, size)
@@ -176,6 +187,10 @@ class SqliteQueue(OfflineQueue):
         with self._lock:
             rows = self._db.execute("SELECT body FROM outbox ORDER BY position").fetchall()
         return [Outgoing.decode(row[0]) for row in rows]
+
+    def __contains__(self, client_id: object) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM outbox WHERE client_id = ?", (client_id,)).fetchone() is not None
 
     def remove(self, client_id: str) -> None:
         with self._lock:
