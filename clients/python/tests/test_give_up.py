@@ -68,3 +68,17 @@ async def test_a_refused_resume_waits_out_its_retry_after_and_backs_off(chat, tk
     assert all(s.delay is not None and s.delay >= retry_after for s in after_refusals)
     # The attempt count grows while resumes fail (it restarts only once one succeeds).
     assert [s.attempt for s in after_refusals] == [after_refusals[0].attempt, after_refusals[0].attempt + 1]
+
+
+async def test_connect_after_a_give_up_connects_again(chat, gate, drop, tkr_token, until):
+    held = gate("alice")
+    alice = await chat("alice", token=held)
+    session = await alice.create_session()
+    held.token = "revoked"
+    await drop("alice")
+    await until(lambda: alice.state == "closed", what="the give-up")
+    held.token = tkr_token("alice")  # a fresh credential
+    await asyncio.wait_for(alice.connect(), 10)
+    assert alice.state == "connected"
+    sent = await asyncio.wait_for(alice.send_text(session["id"], "back"), 10)
+    assert sent["seq"] == 1

@@ -144,7 +144,8 @@ class Link:
 
     async def start(self, wait: bool = True) -> None:
         """Start the loop; with ``wait``, return once connected (or raise the fatal refusal)."""
-        if self._task is None:
+        # A loop that gave up (a refusal waiting cannot cure) has ended: start anew.
+        if self._task is None or self._task.done():
             self._first = asyncio.get_running_loop().create_future()
             self._closing.clear()
             self.fatal = None
