@@ -89,6 +89,7 @@ class ChatClient:
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
         self._gap_timers: dict[str, asyncio.Task[None]] = {}
+        self._rejoins: dict[str, asyncio.Task[None]] = {}
         self._last_change = StateChange("closed")
         self._closed = False
 
@@ -132,8 +133,8 @@ class ChatClient:
         self._closed = True
         await self._link.close()
         await self._outbox.stop()
-        for timer in self._gap_timers.values():
-            timer.cancel()
+        for task in [*self._gap_timers.values(), *self._rejoins.values()]:
+            task.cancel()
         if self._dispatcher is not None:
             self._inbox.put_nowait(("closed",))
             with contextlib.suppress(asyncio.CancelledError):
@@ -434,6 +435,10 @@ class ChatClient:
     async def _emit_message(self, message: Message) -> None:
         if self._streams.known(message["id"]):
             self._streams.finished(message["id"])
+        feed = self._feeds.get(message["session_id"])
+        if feed is not None and feed.early_chunks:
+            # The whole reply is here: its chunks still waiting for a join would come after it.
+            feed.early_chunks = [chunk for chunk in feed.early_chunks if chunk["message_id"] != message["id"]]
         await self._hub.emit("message", message)
 
     async def _gap_timer(self, session_id: str) -> None:
@@ -465,13 +470,41 @@ class ChatClient:
         if not isinstance(chunk, dict) or not isinstance(chunk.get("index"), int):
             return
         feed = self._feeds.get(chunk.get("session_id", ""))
-        if feed is not None and feed.joining and not self._streams.known(chunk["message_id"]):
+        if feed is not None and not feed.joining and self._streams.skips(chunk):
+            # Chunks before this one were lost (a missed broadcast): the `streams`
+            # of a new join hold the text so far.
+            feed.joining = True
+            self._rejoin(feed.session_id)
+        if feed is not None and feed.joining:
+            # Every chunk waits for the join's `streams`, known stream or not: one that
+            # went first would move the stream past the text the join brings.
             if len(feed.early_chunks) < MAX_EARLY_CHUNKS:
-                feed.early_chunks.append(chunk)  # the join's `streams` says what came before it
+                feed.early_chunks.append(chunk)
             return
         fresh = self._streams.chunk(chunk)
         if fresh is not None:
             await self._hub.emit("chunk", fresh)
+
+    def _rejoin(self, session_id: str) -> None:
+        if session_id not in self._rejoins:
+            self._rejoins[session_id] = asyncio.create_task(self._rejoin_session(session_id), name="tkr-chat-rejoin")
+
+    async def _rejoin_session(self, session_id: str) -> None:
+        """Join a followed session again, live, to pick a stream up from its ``streams``."""
+        try:
+            feed = self._feeds.get(session_id)
+            if feed is None:
+                return
+            try:
+                ack, messages = await self._join(session_id, feed.last)
+            except TkrError as error:
+                # The buffered chunks are dropped; the next resume's join has their text.
+                log.info("could not join %s again to pick a stream up (%s)", session_id, error.code)
+                return
+            self._inbox.put_nowait(("batch", session_id, messages))
+            self._inbox.put_nowait(("streams", session_id, ack.get("streams") or [], True))
+        finally:
+            self._rejoins.pop(session_id, None)
 
     async def _pick_up(self, session_id: str, streams: list[dict[str, Any]], deliver: bool) -> None:
         feed = self._feeds.get(session_id)

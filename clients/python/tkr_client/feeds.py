@@ -33,7 +33,7 @@ class Feed:
     #: The last seq released to the application; None until the first join answered.
     last: int | None = None
     waiting: dict[int, Message | None] = field(default_factory=dict)
-    #: A join is in flight: chunks of streams not yet known wait for its ``streams``.
+    #: A join is in flight: every chunk waits for its ``streams``.
     joining: bool = False
     early_chunks: list[Chunk] = field(default_factory=list)
 
@@ -100,6 +100,11 @@ class StreamTracker:
 
     def known(self, message_id: str) -> bool:
         return message_id in self._streams
+
+    def skips(self, chunk: Chunk) -> bool:
+        """Whether a live chunk comes after a gap: chunks before it were never given."""
+        state = self._streams.get(chunk["message_id"])
+        return chunk["index"] > (state.next_index if state is not None else 0)
 
     def chunk(self, chunk: Chunk) -> Chunk | None:
         """A live chunk: itself when new, None when already given."""
