@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource
 from tkr_client.errors import TkrError, client_error
-from tkr_client.events import EventHub, EventStream, Handler
+from tkr_client.events import DEFAULT_MAX_BUFFERED, EventHub, EventStream, Handler
 from tkr_client.feeds import MAX_EARLY_CHUNKS, Feed, StreamTracker
 from tkr_client.outbox import Outbox, new_client_id
 from tkr_client.queue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MemoryQueue, Outgoing, open_queue
@@ -166,10 +166,10 @@ class ChatClient:
 
         return register
 
-    def events(self, *names: str) -> EventStream:
+    def events(self, *names: str, max_buffered: int = DEFAULT_MAX_BUFFERED) -> EventStream:
         """``async for event in client.events("message", "chunk")``: every event (or those
-        named) from now until the client closes."""
-        return self._hub.iterate(frozenset(names) if names else None)
+        named) from now until the client closes, or the iterator is closed or dropped."""
+        return self._hub.iterate(frozenset(names) if names else None, max_buffered)
 
     def __aiter__(self) -> EventStream:
         return self.events()
