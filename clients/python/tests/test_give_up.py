@@ -82,3 +82,34 @@ async def test_connect_after_a_give_up_connects_again(chat, gate, drop, tkr_toke
     assert alice.state == "connected"
     sent = await asyncio.wait_for(alice.send_text(session["id"], "back"), 10)
     assert sent["seq"] == 1
+
+
+async def test_close_then_connect_keeps_the_file_queue_working(chat, tmp_path):
+    alice = await chat("alice", queue_path=tmp_path / "outbox.db")
+    session = await alice.create_session()
+    assert (await alice.send_text(session["id"], "one"))["seq"] == 1
+    await alice.close()
+    await asyncio.wait_for(alice.connect(), 10)
+    assert (await asyncio.wait_for(alice.send_text(session["id"], "two"), 10))["seq"] == 2
+
+
+async def test_a_send_failed_by_close_does_not_go_out_on_the_next_connect(chat, gate, drop, until):
+    from tkr_client import ClientError
+
+    held = gate("alice")
+    alice = await chat("alice", token=held)
+    session = await alice.create_session()
+    held.open.clear()
+    await drop("alice")
+    await until(lambda: alice.state == "reconnecting", what="reconnecting")
+    pending = asyncio.ensure_future(alice.send_text(session["id"], "given up by close"))
+    await until(lambda: alice.queued == 1, what="one queued send")
+    await alice.close()
+    with pytest.raises(ClientError) as closed:
+        await pending
+    assert closed.value.code == "client.closed"
+    held.open.set()
+    await asyncio.wait_for(alice.connect(), 10)
+    sent = await asyncio.wait_for(alice.send_text(session["id"], "sentinel"), 10)
+    assert [m["payload"]["text"] for m in await alice.history(session["id"])] == ["sentinel"]
+    assert sent["seq"] == 1 and alice.queued == 0

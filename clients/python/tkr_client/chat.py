@@ -80,7 +80,9 @@ class ChatClient:
         for event, name in (("message", "message"), ("message:chunk", "chunk"), ("presence", "presence"), ("receipt", "receipt"),
                             ("agent:status", "agent_status"), ("error", "error")):
             self._link.on(event, self._receiver(name))
+        self._queue_options = (queue_path, max_queue_entries, max_queue_bytes)
         self._queue = open_queue(queue_path, max_queue_entries, max_queue_bytes)
+        self._queue_open = True
         self._outbox = Outbox(self._queue, self._send_now, self.backoff, on_acked=self._acked, on_refused=self._refused,
                               on_change=self._queue_changed)
         self._own: OrderedDict[str, None] = OrderedDict((entry.client_id, None) for entry in self._queue.entries())
@@ -113,6 +115,10 @@ class ChatClient:
         and a refused credential raises :class:`~tkr_client.AuthError`.
         """
         self._closed = False
+        if not self._queue_open:  # closed by close(): a file queue is read again from disk
+            self._queue = open_queue(*self._queue_options)
+            self._queue_open = True
+            self._outbox.use(self._queue)
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch(), name="tkr-chat-dispatch")
         self._outbox.start()
@@ -140,9 +146,13 @@ class ChatClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
             self._dispatcher = None
+        # The in-memory queue forgets sends whose callers are told they failed: sent
+        # on a later connect, they would double a send the caller retried.
         self._outbox.fail_waiters(client_error("closed", "The client closed before the host acked this send.",
-                                               "With queue_path set, it is sent on the next connect."))
+                                               "With queue_path set, it is sent on the next connect."),
+                                  forget=isinstance(self._queue, MemoryQueue))
         self._queue.close()
+        self._queue_open = False
         self._hub.close()
 
     async def __aenter__(self) -> ChatClient:

@@ -94,6 +94,15 @@ class Outbox:
 
     # --- the drain loop --------------------------------------------------------------
 
+    def use(self, queue: OfflineQueue) -> None:
+        """Drain ``queue`` from now on (the same queue, opened again)."""
+        self.queue = queue
+        if len(queue):
+            self._empty.clear()
+        else:
+            self._empty.set()
+        self._wake.set()
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._drain(), name="tkr-outbox")
