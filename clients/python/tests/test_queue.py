@@ -94,3 +94,20 @@ def test_putting_a_queued_client_id_again_counts_it_once(tmp_path, kind):
     queue.remove("c-0")
     assert len(queue) == 0 and queue.bytes == 0 and "c-0" not in queue
     queue.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_head_is_the_oldest_entry_without_reading_the_rest(tmp_path, kind):
+    queue = MemoryQueue() if kind == "memory" else SqliteQueue(tmp_path / "outbox.db")
+    assert queue.head() is None
+    for i in range(3):
+        queue.put(entry(i, f"m{i}"))
+    head = queue.head()
+    assert head is not None and head.client_id == "c-0" and head.payload == {"text": "m0"}
+    queue.remove("c-0")
+    assert queue.head().client_id == "c-1"
+    if kind == "file":
+        # A corrupt body after the head is not decoded: a drain step reads one row.
+        queue._db.execute("UPDATE outbox SET body = 'not json' WHERE client_id = 'c-2'")
+        assert queue.head().client_id == "c-1"
+    queue.close()

@@ -148,12 +148,11 @@ class Outbox:
         retries = 0
         while True:
             await self._ready.wait()
-            entries = self.queue.entries()[:1]
-            if not entries:
+            entry = self.queue.head()
+            if entry is None:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            entry = entries[0]
             try:
                 ack = await self._send(entry.request())
             except TkrError as error:

@@ -94,6 +94,10 @@ class OfflineQueue:
         """Every entry, oldest first."""
         raise NotImplementedError
 
+    def head(self) -> Outgoing | None:
+        """The oldest entry (the next to send), or None when empty."""
+        raise NotImplementedError
+
     def remove(self, client_id: str) -> None:
         """Forget an acked (or refused) entry; removing one that is gone is harmless."""
         raise NotImplementedError
@@ -131,6 +135,11 @@ class MemoryQueue(OfflineQueue):
 
     def entries(self) -> list[Outgoing]:
         return [entry for entry, _ in self._entries.values()]
+
+    def head(self) -> Outgoing | None:
+        for entry, _ in self._entries.values():
+            return entry
+        return None
 
     def remove(self, client_id: str) -> None:
         found = self._entries.pop(client_id, None)
@@ -187,6 +196,12 @@ class SqliteQueue(OfflineQueue):
         with self._lock:
             rows = self._db.execute("SELECT body FROM outbox ORDER BY position").fetchall()
         return [Outgoing.decode(row[0]) for row in rows]
+
+    def head(self) -> Outgoing | None:
+        # One row, one decode: the drain loop asks before every send.
+        with self._lock:
+            row = self._db.execute("SELECT body FROM outbox ORDER BY position LIMIT 1").fetchone()
+        return Outgoing.decode(row[0]) if row is not None else None
 
     def __contains__(self, client_id: object) -> bool:
         with self._lock:
