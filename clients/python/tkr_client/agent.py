@@ -152,6 +152,9 @@ class Agent:
         if self._link is None:
             return
         timeout = self.shutdown_timeout if timeout is None else timeout
+        # One deadline for the handlers and the answers they queued: SIGTERM must
+        # not take the timeout twice (a supervisor's kill would come first).
+        deadline = asyncio.get_running_loop().time() + timeout
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -165,7 +168,7 @@ class Agent:
             if late:
                 await asyncio.wait(late)
         if self._outbox is not None:
-            await self._drain_outbox(timeout)
+            await self._drain_outbox(max(0.0, deadline - asyncio.get_running_loop().time()))
             await self._outbox.stop()
             self._outbox.fail_waiters(client_error("closed", "The agent closed before the host acked this send.",
                                                    "With queue_path set it is sent on the next start."))
@@ -180,7 +183,7 @@ class Agent:
 
     async def _drain_outbox(self, timeout: float) -> None:
         """Give answers still queued a chance to reach the host before disconnecting."""
-        if self._outbox is not None and self._link is not None and self._link.connected:
+        if self._outbox is not None and self._link is not None and self._link.connected and timeout > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox.wait_empty(), timeout)
 
