@@ -111,3 +111,11 @@ def test_head_is_the_oldest_entry_without_reading_the_rest(tmp_path, kind):
         queue._db.execute("UPDATE outbox SET body = 'not json' WHERE client_id = 'c-2'")
         assert queue.head().client_id == "c-1"
     queue.close()
+
+
+def test_the_file_queue_syncs_every_commit(tmp_path):
+    # docs/client.md: a queued send survives a power cut, which WAL gives only with
+    # synchronous=FULL (2); NORMAL (1) may lose the last commits.
+    queue = SqliteQueue(tmp_path / "outbox.db")
+    assert queue._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    queue.close()
