@@ -76,10 +76,22 @@ async def test_a_gap_in_live_seq_is_filled_from_history(chat, tkr_client, tkr_ho
     await bob.send_text(session_id, "live")
     await seen.wait("message", lambda m: m["payload"]["text"] == "live")
     assert [m["payload"]["text"] for m in seen.of("message")] == ["lost 1", "lost 2", "live"]
-    # A seq it already holds is dropped: the host's re-delivery of a duplicate changes nothing.
-    await bob.send_text(session_id, "after")
-    await seen.wait("message", lambda m: m["payload"]["text"] == "after")
-    assert [m["seq"] for m in seen.of("message")] == [1, 2, 3, 4]
+
+
+async def test_a_resent_client_id_is_delivered_to_the_app_once(chat, tkr_client, recorder):
+    alice = await chat("alice")
+    seen = recorder(alice)
+    session_id, bob = await _shared_session(alice, tkr_client)
+    first = await bob.send_text(session_id, "once", client_id="c-resent")
+    await seen.wait("message", lambda m: m["payload"]["text"] == "once")
+    # PROTOCOL.md: a resend with the same client_id answers `duplicate: true` and the
+    # host emits the stored message to the session again; the client drops the seq.
+    for _ in range(2):
+        again = await bob.send_text(session_id, "once", client_id="c-resent")
+        assert again["duplicate"] is True and again["message"]["seq"] == first["message"]["seq"]
+    await bob.send_text(session_id, "sentinel")
+    await seen.wait("message", lambda m: m["payload"]["text"] == "sentinel")
+    assert [(m["seq"], m["payload"]["text"]) for m in seen.of("message")] == [(1, "once"), (2, "sentinel")]
 
 
 async def test_a_streamed_reply_is_picked_up_after_a_reconnect_without_repeats(chat, tkr_client, gate, drop, recorder, until):
