@@ -20,15 +20,14 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource
+from tkr_client.connection import Backoff, ClientState, Link, State, StateChange, TokenSource
 from tkr_client.errors import TkrError, client_error
 from tkr_client.events import DEFAULT_MAX_BUFFERED, EventHub, EventStream, Handler
-from tkr_client.feeds import MAX_EARLY_CHUNKS, Feed, StreamTracker
+from tkr_client.feeds import Feed, StreamTracker
 from tkr_client.outbox import Outbox, new_client_id
 from tkr_client.queue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MemoryQueue, Outgoing, open_queue
 from tkr_client.types import Chunk, Message, SentMessage, Session
@@ -38,17 +37,6 @@ log = logging.getLogger("tkr_client")
 #: How many of its own client_ids the client remembers, to know its messages when history returns them.
 OWN_IDS = 10_000
 HISTORY_PAGE = 200
-
-
-@dataclass(frozen=True)
-class ClientState:
-    """What a state callback receives: the connection state and the queue's size."""
-
-    state: State
-    queued: int
-    attempt: int = 0
-    delay: float | None = None
-    error: TkrError | None = None
 
 
 class ChatClient:
@@ -443,12 +431,7 @@ class ChatClient:
             self._gap_timers[feed.session_id] = asyncio.create_task(self._gap_timer(feed.session_id))
 
     async def _emit_message(self, message: Message) -> None:
-        if self._streams.known(message["id"]):
-            self._streams.finished(message["id"])
-        feed = self._feeds.get(message["session_id"])
-        if feed is not None and feed.early_chunks:
-            # The whole reply is here: its chunks still waiting for a join would come after it.
-            feed.early_chunks = [chunk for chunk in feed.early_chunks if chunk["message_id"] != message["id"]]
+        self._streams.message_done(self._feeds.get(message["session_id"]), message["id"])
         await self._hub.emit("message", message)
 
     async def _gap_timer(self, session_id: str) -> None:
@@ -480,19 +463,10 @@ class ChatClient:
         if not isinstance(chunk, dict) or not isinstance(chunk.get("index"), int):
             return
         feed = self._feeds.get(chunk.get("session_id", ""))
-        if feed is not None and not feed.joining and self._streams.skips(chunk):
-            # Chunks before this one were lost (a missed broadcast): the `streams`
-            # of a new join hold the text so far.
-            feed.joining = True
+        ready, rejoin = self._streams.live(feed, chunk)
+        if rejoin and feed is not None:
             self._rejoin(feed.session_id)
-        if feed is not None and feed.joining:
-            # Every chunk waits for the join's `streams`, known stream or not: one that
-            # went first would move the stream past the text the join brings.
-            if len(feed.early_chunks) < MAX_EARLY_CHUNKS:
-                feed.early_chunks.append(chunk)
-            return
-        fresh = self._streams.chunk(chunk)
-        if fresh is not None:
+        for fresh in ready:
             await self._hub.emit("chunk", fresh)
 
     def _rejoin(self, session_id: str) -> None:
@@ -517,17 +491,5 @@ class ChatClient:
             self._rejoins.pop(session_id, None)
 
     async def _pick_up(self, session_id: str, streams: list[dict[str, Any]], deliver: bool) -> None:
-        feed = self._feeds.get(session_id)
-        for stream in streams:
-            if not isinstance(stream, dict) or not isinstance(stream.get("index"), int) or stream["index"] < 0:
-                continue
-            chunk = self._streams.pick_up(session_id, str(stream["message_id"]), stream["index"], str(stream.get("text") or ""))
-            if chunk is not None and deliver:
-                await self._hub.emit("chunk", chunk)
-        if feed is not None:
-            feed.joining = False
-            early, feed.early_chunks = feed.early_chunks, []
-            for chunk in early:
-                fresh = self._streams.chunk(chunk)
-                if fresh is not None:
-                    await self._hub.emit("chunk", fresh)
+        for chunk in self._streams.joined(self._feeds.get(session_id), session_id, streams, deliver):
+            await self._hub.emit("chunk", chunk)

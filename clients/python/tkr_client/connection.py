@@ -54,6 +54,17 @@ class StateChange:
 
 
 @dataclass(frozen=True)
+class ClientState:
+    """What a state callback receives: the connection state and the queue's size."""
+
+    state: State
+    queued: int
+    attempt: int = 0
+    delay: float | None = None
+    error: TkrError | None = None
+
+
+@dataclass(frozen=True)
 class Backoff:
     """How long to wait before attempt ``n`` (0-based) after a failure.
 
