@@ -135,7 +135,7 @@ class StreamTracker:
     def live(self, feed: Feed | None, chunk: Chunk) -> tuple[list[Chunk], bool]:
         """A live chunk: the chunks to deliver now, and whether to join the session again."""
         rejoin = False
-        if feed is not None and not feed.joining and self.skips(chunk):
+        if feed is not None and not feed.joining and feed.last is not None and self.skips(chunk):
             # Chunks before this one were lost (a missed broadcast): the `streams`
             # of a new join hold the text so far.
             feed.joining = rejoin = True
