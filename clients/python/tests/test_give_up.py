@@ -40,19 +40,24 @@ async def test_a_refused_resume_waits_out_its_retry_after_and_backs_off(chat, tk
     seen = recorder(alice)
     session = await alice.create_session()
     # The store refuses the resume's read twice with store.unavailable and a
-    # retry_after (PROTOCOL.md: the client waits it out), then recovers.
+    # retry_after (PROTOCOL.md: the client waits it out), then recovers. Both reads
+    # a join may make are refused (with or without since_seq).
     store = tkr_host.host.store
-    real = store.messages_after
+    real = {name: getattr(store, name) for name in ("messages_after", "messages_before")}
     refused_at: list[float] = []
     retry_after = 0.4
 
-    async def refusing(*args, **kwargs):
-        if len(refused_at) < 2:
-            refused_at.append(asyncio.get_running_loop().time())
-            raise HostError("store.unavailable", retry_after=retry_after)
-        return await real(*args, **kwargs)
+    def refusing(name):
+        async def read(*args, **kwargs):
+            if len(refused_at) < 2:
+                refused_at.append(asyncio.get_running_loop().time())
+                raise HostError("store.unavailable", retry_after=retry_after)
+            return await real[name](*args, **kwargs)
 
-    store.messages_after = refusing
+        return read
+
+    for name in real:
+        setattr(store, name, refusing(name))
     try:
         await drop("alice")
         await until(lambda: len(refused_at) == 2, what="two refused resumes")
@@ -60,11 +65,15 @@ async def test_a_refused_resume_waits_out_its_retry_after_and_backs_off(chat, tk
         sent = await asyncio.wait_for(alice.send_text(session["id"], "after the resume"), 10)
         assert sent["seq"] == 1
     finally:
-        store.messages_after = real
+        for name, method in real.items():
+            setattr(store, name, method)
     assert refused_at[1] - refused_at[0] >= retry_after
-    after_refusals = [s for s in seen.of("state") if s.state == "reconnecting" and s.error is not None
-                      and s.error.code == "store.unavailable"]
-    assert len(after_refusals) == 2
+
+    def refused_states():
+        return [s for s in seen.of("state") if s.state == "reconnecting" and s.error is not None and s.error.code == "store.unavailable"]
+
+    await until(lambda: len(refused_states()) == 2, what="both refusals reported")  # the events may still be on their way
+    after_refusals = refused_states()
     assert all(s.delay is not None and s.delay >= retry_after for s in after_refusals)
     # The attempt count grows while resumes fail (it restarts only once one succeeds).
     assert [s.attempt for s in after_refusals] == [after_refusals[0].attempt, after_refusals[0].attempt + 1]
