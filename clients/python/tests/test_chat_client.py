@@ -190,3 +190,41 @@ async def test_a_credential_refused_on_reconnect_stops_and_is_reported(chat, gat
     assert error.category == "auth" and alice.state == "closed"
     closed = [s for s in seen.of("state") if s.state == "closed"]
     assert closed and closed[-1].error.code == "auth.invalid"
+
+
+async def test_event_iterators_are_released_filtered_and_bounded(chat, tkr_client, recorder):
+    import asyncio
+    import gc
+
+    alice = await chat("alice")
+    seen = recorder(alice)
+    session = await alice.create_session()
+    await alice.invite(session["id"], "bob")
+    bob = await tkr_client("bob")
+    await bob.join(session["id"])
+    await alice.send_text(session["id"], "mine")  # seq 1: bob's receipt for it comes to alice
+
+    async def first(stream):
+        async for event in stream:
+            return event  # leaves the loop, as a break does: nothing calls aclose()
+
+    taken = asyncio.ensure_future(first(alice.events("message")))
+    slow = alice.events("message", max_buffered=2)  # never read until the end
+    receipts = alice.events("receipt", max_buffered=1)  # only receipts count against its bound
+    for i in range(3):
+        await bob.send_text(session["id"], f"m{i}")
+    assert (await asyncio.wait_for(taken, 5)).data["payload"]["text"] == "m0"
+    await seen.wait("message", lambda m: m["payload"]["text"] == "m2")
+    del taken
+    gc.collect()
+    # The dropped iterator holds nothing any more, and the slow one stopped at its bound.
+    assert alice._hub.iterators == 1
+    async with receipts:
+        await bob.ok("message:receipt", {"session_id": session["id"], "seq": 1, "status": "read"})
+        receipt = await asyncio.wait_for(anext(receipts), 5)
+        assert receipt.name == "receipt" and receipt.data["seq"] == 1
+    assert alice._hub.iterators == 0
+    assert [(await anext(slow)).data["payload"]["text"] for _ in range(2)] == ["m0", "m1"]
+    with pytest.raises(TkrError) as overflow:
+        await anext(slow)
+    assert overflow.value.code == "client.overflow" and overflow.value.hint

@@ -7,8 +7,8 @@ failure is a :class:`TkrError` (a subclass per category).
 from __future__ import annotations
 
 from tkr_client.agent import Agent
-from tkr_client.chat import ChatClient, ClientState
-from tkr_client.connection import Backoff, StateChange
+from tkr_client.chat import ChatClient
+from tkr_client.connection import Backoff, ClientState, StateChange
 from tkr_client.errors import (
     AgentError,
     AuthError,

@@ -30,7 +30,7 @@ from typing import Any, TypeVar, cast
 from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource
 from tkr_client.errors import TkrError, client_error
 from tkr_client.outbox import Outbox, new_client_id
-from tkr_client.queue import HandledIds, Outgoing, open_queue
+from tkr_client.queue import HandledIds, MemoryQueue, Outgoing, open_queue
 from tkr_client.replies import Reply, ReplyStream
 from tkr_client.tasks import Task, TaskWatcher
 from tkr_client.types import AgentState, Message, SentMessage
@@ -152,6 +152,9 @@ class Agent:
         if self._link is None:
             return
         timeout = self.shutdown_timeout if timeout is None else timeout
+        # One deadline for the handlers and the answers they queued: SIGTERM must
+        # not take the timeout twice (a supervisor's kill would come first).
+        deadline = asyncio.get_running_loop().time() + timeout
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -165,7 +168,7 @@ class Agent:
             if late:
                 await asyncio.wait(late)
         if self._outbox is not None:
-            await self._drain_outbox(timeout)
+            await self._drain_outbox(max(0.0, deadline - asyncio.get_running_loop().time()))
             await self._outbox.stop()
             self._outbox.fail_waiters(client_error("closed", "The agent closed before the host acked this send.",
                                                    "With queue_path set it is sent on the next start."))
@@ -180,7 +183,7 @@ class Agent:
 
     async def _drain_outbox(self, timeout: float) -> None:
         """Give answers still queued a chance to reach the host before disconnecting."""
-        if self._outbox is not None and self._link is not None and self._link.connected:
+        if self._outbox is not None and self._link is not None and self._link.connected and timeout > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox.wait_empty(), timeout)
 
@@ -225,7 +228,9 @@ class Agent:
     async def send_entry(self, entry: Outgoing) -> SentMessage:
         if self._outbox is None:
             raise client_error("closed", "The agent is not started.", "Call start() or run() first.")
-        result = await self._outbox.enqueue(entry)
+        if self._link is not None and self._link.fatal is not None:
+            raise self._link.fatal  # reconnecting gave up: nothing would send it
+        result = await asyncio.shield(self._outbox.enqueue(entry))  # shared by callers that reuse a client_id
         return cast(SentMessage, result)
 
     async def send(self, session_id: str, type: str, payload: dict[str, Any], *, to: str | None = None,
@@ -280,6 +285,8 @@ class Agent:
             log.info("connected to %s/agents", self.url)
         elif change.state == "closed" and change.error is not None:
             log.error("the agent stopped: %s", change.error)
+            if self._outbox is not None:
+                self._outbox.fail_waiters(change.error, forget=isinstance(self._outbox.queue, MemoryQueue))
             self._gave_up.set()
         elif change.delay is not None:
             log.info("%s: attempt %d in %.1f s (%s)", change.state, change.attempt, change.delay,

@@ -20,17 +20,16 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource
+from tkr_client.connection import Backoff, ClientState, Link, State, StateChange, TokenSource
 from tkr_client.errors import TkrError, client_error
-from tkr_client.events import EventHub, EventStream, Handler
-from tkr_client.feeds import MAX_EARLY_CHUNKS, Feed, StreamTracker
+from tkr_client.events import DEFAULT_MAX_BUFFERED, EventHub, EventStream, Handler
+from tkr_client.feeds import Feed, StreamTracker
 from tkr_client.outbox import Outbox, new_client_id
-from tkr_client.queue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Outgoing, open_queue
+from tkr_client.queue import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MemoryQueue, Outgoing, open_queue
 from tkr_client.types import Chunk, Message, SentMessage, Session
 
 log = logging.getLogger("tkr_client")
@@ -38,17 +37,6 @@ log = logging.getLogger("tkr_client")
 #: How many of its own client_ids the client remembers, to know its messages when history returns them.
 OWN_IDS = 10_000
 HISTORY_PAGE = 200
-
-
-@dataclass(frozen=True)
-class ClientState:
-    """What a state callback receives: the connection state and the queue's size."""
-
-    state: State
-    queued: int
-    attempt: int = 0
-    delay: float | None = None
-    error: TkrError | None = None
 
 
 class ChatClient:
@@ -80,7 +68,9 @@ class ChatClient:
         for event, name in (("message", "message"), ("message:chunk", "chunk"), ("presence", "presence"), ("receipt", "receipt"),
                             ("agent:status", "agent_status"), ("error", "error")):
             self._link.on(event, self._receiver(name))
+        self._queue_options = (queue_path, max_queue_entries, max_queue_bytes)
         self._queue = open_queue(queue_path, max_queue_entries, max_queue_bytes)
+        self._queue_open = True
         self._outbox = Outbox(self._queue, self._send_now, self.backoff, on_acked=self._acked, on_refused=self._refused,
                               on_change=self._queue_changed)
         self._own: OrderedDict[str, None] = OrderedDict((entry.client_id, None) for entry in self._queue.entries())
@@ -89,6 +79,7 @@ class ChatClient:
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._dispatcher: asyncio.Task[None] | None = None
         self._gap_timers: dict[str, asyncio.Task[None]] = {}
+        self._rejoins: dict[str, asyncio.Task[None]] = {}
         self._last_change = StateChange("closed")
         self._closed = False
 
@@ -112,6 +103,10 @@ class ChatClient:
         and a refused credential raises :class:`~tkr_client.AuthError`.
         """
         self._closed = False
+        if not self._queue_open:  # closed by close(): a file queue is read again from disk
+            self._queue = open_queue(*self._queue_options)
+            self._queue_open = True
+            self._outbox.use(self._queue)
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch(), name="tkr-chat-dispatch")
         self._outbox.start()
@@ -132,16 +127,20 @@ class ChatClient:
         self._closed = True
         await self._link.close()
         await self._outbox.stop()
-        for timer in self._gap_timers.values():
-            timer.cancel()
+        for task in [*self._gap_timers.values(), *self._rejoins.values()]:
+            task.cancel()
         if self._dispatcher is not None:
             self._inbox.put_nowait(("closed",))
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
             self._dispatcher = None
+        # The in-memory queue forgets sends whose callers are told they failed: sent
+        # on a later connect, they would double a send the caller retried.
         self._outbox.fail_waiters(client_error("closed", "The client closed before the host acked this send.",
-                                               "With queue_path set, it is sent on the next connect."))
+                                               "With queue_path set, it is sent on the next connect."),
+                                  forget=isinstance(self._queue, MemoryQueue))
         self._queue.close()
+        self._queue_open = False
         self._hub.close()
 
     async def __aenter__(self) -> ChatClient:
@@ -165,10 +164,10 @@ class ChatClient:
 
         return register
 
-    def events(self, *names: str) -> EventStream:
+    def events(self, *names: str, max_buffered: int = DEFAULT_MAX_BUFFERED) -> EventStream:
         """``async for event in client.events("message", "chunk")``: every event (or those
-        named) from now until the client closes."""
-        return self._hub.iterate(frozenset(names) if names else None)
+        named) from now until the client closes, or the iterator is closed or dropped."""
+        return self._hub.iterate(frozenset(names) if names else None, max_buffered)
 
     def __aiter__(self) -> EventStream:
         return self.events()
@@ -291,12 +290,16 @@ class ChatClient:
         """
         if self._closed:
             raise client_error("closed", "The client is closed.", "Call connect() first.")
+        if self._link.fatal is not None:
+            raise self._link.fatal  # reconnecting gave up: nothing would send it
         entry = Outgoing(client_id or new_client_id(), session_id, type, payload, to, in_reply_to)
         future = self._outbox.enqueue(entry)
         self._own[entry.client_id] = None
         while len(self._own) > OWN_IDS:
             self._own.popitem(last=False)
-        return cast(SentMessage, await future)
+        # Shielded: the future may be shared by callers that reused the client_id,
+        # and one caller's cancellation must not cancel it for the others.
+        return cast(SentMessage, await asyncio.shield(future))
 
     async def send_text(self, session_id: str, text: str, *, to: str | None = None, in_reply_to: str | None = None,
                         format: str | None = None) -> SentMessage:
@@ -325,6 +328,8 @@ class ChatClient:
             self._outbox.pause()
         self._inbox.put_nowait(("state", self._client_state()))
         if change.state == "closed" and change.error is not None:
+            # Reconnecting gave up: no waiting send can go out any more.
+            self._outbox.fail_waiters(change.error, forget=isinstance(self._queue, MemoryQueue))
             self._inbox.put_nowait(("gave_up", change.error))  # reported as an `error` event too
 
     def _queue_changed(self) -> None:
@@ -426,8 +431,7 @@ class ChatClient:
             self._gap_timers[feed.session_id] = asyncio.create_task(self._gap_timer(feed.session_id))
 
     async def _emit_message(self, message: Message) -> None:
-        if self._streams.known(message["id"]):
-            self._streams.finished(message["id"])
+        self._streams.message_done(self._feeds.get(message["session_id"]), message["id"])
         await self._hub.emit("message", message)
 
     async def _gap_timer(self, session_id: str) -> None:
@@ -459,26 +463,33 @@ class ChatClient:
         if not isinstance(chunk, dict) or not isinstance(chunk.get("index"), int):
             return
         feed = self._feeds.get(chunk.get("session_id", ""))
-        if feed is not None and feed.joining and not self._streams.known(chunk["message_id"]):
-            if len(feed.early_chunks) < MAX_EARLY_CHUNKS:
-                feed.early_chunks.append(chunk)  # the join's `streams` says what came before it
-            return
-        fresh = self._streams.chunk(chunk)
-        if fresh is not None:
+        ready, rejoin = self._streams.live(feed, chunk)
+        if rejoin and feed is not None:
+            self._rejoin(feed.session_id)
+        for fresh in ready:
             await self._hub.emit("chunk", fresh)
 
+    def _rejoin(self, session_id: str) -> None:
+        if session_id not in self._rejoins:
+            self._rejoins[session_id] = asyncio.create_task(self._rejoin_session(session_id), name="tkr-chat-rejoin")
+
+    async def _rejoin_session(self, session_id: str) -> None:
+        """Join a followed session again, live, to pick a stream up from its ``streams``."""
+        try:
+            feed = self._feeds.get(session_id)
+            if feed is None:
+                return
+            try:
+                ack, messages = await self._join(session_id, feed.last)
+            except TkrError as error:
+                # The buffered chunks are dropped; the next resume's join has their text.
+                log.info("could not join %s again to pick a stream up (%s)", session_id, error.code)
+                return
+            self._inbox.put_nowait(("batch", session_id, messages))
+            self._inbox.put_nowait(("streams", session_id, ack.get("streams") or [], True))
+        finally:
+            self._rejoins.pop(session_id, None)
+
     async def _pick_up(self, session_id: str, streams: list[dict[str, Any]], deliver: bool) -> None:
-        feed = self._feeds.get(session_id)
-        for stream in streams:
-            if not isinstance(stream, dict) or not isinstance(stream.get("index"), int) or stream["index"] < 0:
-                continue
-            chunk = self._streams.pick_up(session_id, str(stream["message_id"]), stream["index"], str(stream.get("text") or ""))
-            if chunk is not None and deliver:
-                await self._hub.emit("chunk", chunk)
-        if feed is not None:
-            feed.joining = False
-            early, feed.early_chunks = feed.early_chunks, []
-            for chunk in early:
-                fresh = self._streams.chunk(chunk)
-                if fresh is not None:
-                    await self._hub.emit("chunk", fresh)
+        for chunk in self._streams.joined(self._feeds.get(session_id), session_id, streams, deliver):
+            await self._hub.emit("chunk", chunk)

@@ -54,6 +54,17 @@ class StateChange:
 
 
 @dataclass(frozen=True)
+class ClientState:
+    """What a state callback receives: the connection state and the queue's size."""
+
+    state: State
+    queued: int
+    attempt: int = 0
+    delay: float | None = None
+    error: TkrError | None = None
+
+
+@dataclass(frozen=True)
 class Backoff:
     """How long to wait before attempt ``n`` (0-based) after a failure.
 
@@ -144,7 +155,8 @@ class Link:
 
     async def start(self, wait: bool = True) -> None:
         """Start the loop; with ``wait``, return once connected (or raise the fatal refusal)."""
-        if self._task is None:
+        # A loop that gave up (a refusal waiting cannot cure) has ended: start anew.
+        if self._task is None or self._task.done():
             self._first = asyncio.get_running_loop().create_future()
             self._closing.clear()
             self.fatal = None
@@ -270,10 +282,14 @@ class Link:
                     log.warning("the token callable failed (%s); trying again", type(exc).__name__)
                     error = client_error("bad_token", "The token callable raised an exception.", "Fix the token callable.")
                 if error is None:
-                    attempt, ever_connected, refused_token, self._last_error = 0, True, None, None
+                    ever_connected, refused_token, self._last_error = True, None, None
                     self._set_state(StateChange("connected"))
                     if self._first is not None and not self._first.done():
                         self._first.set_result(None)
+                    # The backoff restarts only once the resume went through: a
+                    # connect whose resume keeps failing must not loop at attempt 0.
+                    if await self._resume():
+                        attempt = 0
                     await self._serve_connection()
                     if self._closing.is_set():
                         return
@@ -345,16 +361,28 @@ class Link:
             raise _refusal(refusals, exc, time.monotonic() - started) from None
         self._up.set()
 
-    async def _serve_connection(self) -> None:
-        """Run the owner's resume, then wait for the drop (or close)."""
+    async def _resume(self) -> bool:
+        """Run the owner's resume; if it fails, drop the connection to try again.
+
+        The refusal is kept as the last error, so the next attempt waits out its
+        ``retry_after`` (a ``rate_limit.*`` or ``store.unavailable`` on a join).
+        """
         try:
             await self._on_connected()
+            return True
+        except TkrError as error:
+            log.warning("resuming after connect failed (%s); reconnecting", error.code)
+            self._last_error = error
         except Exception:
             log.exception("resuming after connect failed; reconnecting")
-            sio = self._sio
-            if sio is not None:
-                with contextlib.suppress(Exception):
-                    await sio.disconnect()
+        sio = self._sio
+        if sio is not None:
+            with contextlib.suppress(Exception):
+                await sio.disconnect()
+        return False
+
+    async def _serve_connection(self) -> None:
+        """Wait for the drop (or close)."""
         waiters = {asyncio.ensure_future(self._down.wait()), asyncio.ensure_future(self._closing.wait())}
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
+
+from tkr_client.errors import client_error
 
 log = logging.getLogger("tkr_client")
 
@@ -35,14 +39,21 @@ class Event:
 
 
 _CLOSED = object()
+#: Events an iterator holds that the application has not taken yet.
+DEFAULT_MAX_BUFFERED = 10_000
 
 
 class EventHub:
-    """Handlers per event name, and the queues of open iterators."""
+    """Handlers per event name, and the open iterators.
+
+    The hub holds its iterators weakly: an ``async for`` left with ``break`` (which
+    does not call ``aclose``) drops the last reference, and the iterator stops
+    receiving and holding events.
+    """
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {name: [] for name in EVENT_NAMES}
-        self._iterators: list[asyncio.Queue[Any]] = []
+        self._iterators: weakref.WeakSet[EventStream] = weakref.WeakSet()
 
     def on(self, name: str, handler: Handler) -> None:
         if name not in EVENT_NAMES:
@@ -64,49 +75,85 @@ class EventHub:
                 log.exception("the %s handler %r failed", name, handler)
         if self._iterators:
             event = Event(name, data)
-            for queue in self._iterators:
-                queue.put_nowait(event)
+            for stream in list(self._iterators):
+                stream._offer(event)
 
-    def iterate(self, names: frozenset[str] | None = None) -> EventStream:
+    @property
+    def iterators(self) -> int:
+        """Iterators still receiving events."""
+        return len(self._iterators)
+
+    def iterate(self, names: frozenset[str] | None = None, max_buffered: int = DEFAULT_MAX_BUFFERED) -> EventStream:
         """Every event from now on (the call, not the first ``anext``), until the client closes."""
-        return EventStream(self, names)
+        return EventStream(self, names, max_buffered)
 
-    def _subscribe(self, queue: asyncio.Queue[Any]) -> None:
-        self._iterators.append(queue)
+    def _subscribe(self, stream: EventStream) -> None:
+        self._iterators.add(stream)
 
-    def _unsubscribe(self, queue: asyncio.Queue[Any]) -> None:
-        if queue in self._iterators:
-            self._iterators.remove(queue)
+    def _unsubscribe(self, stream: EventStream) -> None:
+        self._iterators.discard(stream)
 
     def close(self) -> None:
-        for queue in self._iterators:
-            queue.put_nowait(_CLOSED)
+        for stream in list(self._iterators):
+            stream._offer(_CLOSED)
+            self._unsubscribe(stream)
 
 
 class EventStream:
-    """An async iterator over a client's events; it buffers from the moment it is made."""
+    """An async iterator over a client's events; it buffers from the moment it is made.
 
-    def __init__(self, hub: EventHub, names: frozenset[str] | None) -> None:
+    Only the events named are kept, at most ``max_buffered`` of them: an
+    application that stops reading gets ``client.overflow`` from the next
+    ``anext`` (after what was buffered) instead of a client that grows without
+    bound. ``await stream.aclose()`` or ``async with client.events() as stream``
+    stops it; so does dropping it (``break`` out of ``async for``).
+    """
+
+    def __init__(self, hub: EventHub, names: frozenset[str] | None, max_buffered: int = DEFAULT_MAX_BUFFERED) -> None:
         self._hub = hub
         self._names = names
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max_buffered + 1)  # +1: room for the end marker
+        self._max_buffered = max_buffered
         self._done = False
-        hub._subscribe(self._queue)
+        self._overflowed = False
+        hub._subscribe(self)
+
+    def _offer(self, item: Any) -> None:
+        if self._done:
+            return
+        if item is not _CLOSED and self._names is not None and item.name not in self._names:
+            return
+        if item is not _CLOSED and self._queue.qsize() >= self._max_buffered:
+            self._overflowed = True
+            item = _CLOSED
+        if item is _CLOSED:
+            self._hub._unsubscribe(self)
+        self._queue.put_nowait(item)
 
     def __aiter__(self) -> EventStream:
         return self
 
     async def __anext__(self) -> Event:
-        while not self._done:
+        if not self._done:
             item = await self._queue.get()
-            if item is _CLOSED:
-                self.close()
-                break
-            if self._names is None or item.name in self._names:
+            if item is not _CLOSED:
                 return item  # type: ignore[no-any-return]
+            self.close()
+            if self._overflowed:
+                raise client_error("overflow", f"More than {self._max_buffered} events waited in this iterator.",
+                                   "Read events faster, pass a larger max_buffered, or use on() handlers.")
         raise StopAsyncIteration
 
     def close(self) -> None:
         """Stop receiving events."""
         self._done = True
-        self._hub._unsubscribe(self._queue)
+        self._hub._unsubscribe(self)
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from tkr_client.types import Chunk, Message
 
@@ -33,7 +34,7 @@ class Feed:
     #: The last seq released to the application; None until the first join answered.
     last: int | None = None
     waiting: dict[int, Message | None] = field(default_factory=dict)
-    #: A join is in flight: chunks of streams not yet known wait for its ``streams``.
+    #: A join is in flight: every chunk waits for its ``streams``.
     joining: bool = False
     early_chunks: list[Chunk] = field(default_factory=list)
 
@@ -101,6 +102,11 @@ class StreamTracker:
     def known(self, message_id: str) -> bool:
         return message_id in self._streams
 
+    def skips(self, chunk: Chunk) -> bool:
+        """Whether a live chunk comes after a gap: chunks before it were never given."""
+        state = self._streams.get(chunk["message_id"])
+        return chunk["index"] > (state.next_index if state is not None else 0)
+
     def chunk(self, chunk: Chunk) -> Chunk | None:
         """A live chunk: itself when new, None when already given."""
         state = self._state(chunk["session_id"], chunk["message_id"])
@@ -123,3 +129,42 @@ class StreamTracker:
     def finished(self, message_id: str) -> None:
         """The final message arrived: the stream is over."""
         self._streams.pop(message_id, None)
+
+    # --- the followed sessions' chunks, across joins and lost broadcasts ---------------
+
+    def live(self, feed: Feed | None, chunk: Chunk) -> tuple[list[Chunk], bool]:
+        """A live chunk: the chunks to deliver now, and whether to join the session again."""
+        rejoin = False
+        if feed is not None and not feed.joining and feed.last is not None and self.skips(chunk):
+            # Chunks before this one were lost (a missed broadcast): the `streams`
+            # of a new join hold the text so far.
+            feed.joining = rejoin = True
+        if feed is not None and feed.joining:
+            # Every chunk waits for the join's `streams`, known stream or not: one that
+            # went first would move the stream past the text the join brings.
+            if len(feed.early_chunks) < MAX_EARLY_CHUNKS:
+                feed.early_chunks.append(chunk)
+            return [], rejoin
+        fresh = self.chunk(chunk)
+        return ([fresh] if fresh is not None else []), rejoin
+
+    def joined(self, feed: Feed | None, session_id: str, streams: list[Any], deliver: bool) -> list[Chunk]:
+        """A join's ``streams`` arrived: what to deliver of them, then of the chunks that waited."""
+        ready: list[Chunk] = []
+        for stream in streams:
+            if not isinstance(stream, dict) or not isinstance(stream.get("index"), int) or stream["index"] < 0:
+                continue
+            picked = self.pick_up(session_id, str(stream["message_id"]), stream["index"], str(stream.get("text") or ""))
+            if picked is not None and deliver:
+                ready.append(picked)
+        if feed is not None:
+            feed.joining = False
+            early, feed.early_chunks = feed.early_chunks, []
+            ready.extend(fresh for fresh in map(self.chunk, early) if fresh is not None)
+        return ready
+
+    def message_done(self, feed: Feed | None, message_id: str) -> None:
+        """A reply's final message is delivered: no chunk of it may come after."""
+        self.finished(message_id)
+        if feed is not None and feed.early_chunks:
+            feed.early_chunks = [chunk for chunk in feed.early_chunks if chunk["message_id"] != message_id]

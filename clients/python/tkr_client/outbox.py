@@ -68,8 +68,16 @@ class Outbox:
 
     def enqueue(self, entry: Outgoing) -> asyncio.Future[dict[str, Any]]:
         """Queue ``entry`` now (raising ``QueueFullError`` if it does not fit); the
-        future resolves with the ack's message ``{id, seq, ts}``."""
-        self.queue.put(entry)
+        future resolves with the ack's message ``{id, seq, ts}``.
+
+        A ``client_id`` that is already queued is the same send: it is not queued
+        (or counted) again, and every caller gets the one answer.
+        """
+        waiting = self._waiters.get(entry.client_id)
+        if waiting is not None and not waiting.done():
+            return waiting
+        if entry.client_id not in self.queue:
+            self.queue.put(entry)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[entry.client_id] = future
         self._empty.clear()
@@ -85,6 +93,15 @@ class Outbox:
         return {entry.client_id for entry in self.queue.entries()}
 
     # --- the drain loop --------------------------------------------------------------
+
+    def use(self, queue: OfflineQueue) -> None:
+        """Drain ``queue`` from now on (the same queue, opened again)."""
+        self.queue = queue
+        if len(queue):
+            self._empty.clear()
+        else:
+            self._empty.set()
+        self._wake.set()
 
     def start(self) -> None:
         if self._task is None:
@@ -107,23 +124,35 @@ class Outbox:
                 await self._task
             self._task = None
 
-    def fail_waiters(self, error: TkrError) -> None:
-        """Fail every caller still waiting (the client closed); entries stay queued."""
-        for future in self._waiters.values():
+    def fail_waiters(self, error: TkrError, *, forget: bool = False) -> None:
+        """Fail every caller still waiting (the client closed, or reconnecting gave up).
+
+        With ``forget`` their entries leave the queue too: an in-memory entry whose
+        caller was told it failed must not go out on a later connect, as a
+        duplicate of the send the caller may have retried. A file queue keeps them
+        (documented: they go out on the next connect, with the same client_id).
+        """
+        for client_id, future in self._waiters.items():
             if not future.done():
                 future.set_exception(error)
+                future.exception()  # retrieved: a caller that was cancelled is not waiting any more
+            if forget:
+                self.queue.remove(client_id)
         self._waiters.clear()
+        if forget:
+            if not len(self.queue):
+                self._empty.set()
+            self._on_change()
 
     async def _drain(self) -> None:
         retries = 0
         while True:
             await self._ready.wait()
-            entries = self.queue.entries()[:1]
-            if not entries:
+            entry = self.queue.head()
+            if entry is None:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            entry = entries[0]
             try:
                 ack = await self._send(entry.request())
             except TkrError as error:
@@ -159,6 +188,7 @@ class Outbox:
         if future is not None and not future.done():
             if error is not None:
                 future.set_exception(error)
+                future.exception()  # retrieved: a cancelled caller is told by the `error` event instead
             else:
                 future.set_result(result or {})
         self._on_change()

@@ -94,8 +94,16 @@ class OfflineQueue:
         """Every entry, oldest first."""
         raise NotImplementedError
 
+    def head(self) -> Outgoing | None:
+        """The oldest entry (the next to send), or None when empty."""
+        raise NotImplementedError
+
     def remove(self, client_id: str) -> None:
         """Forget an acked (or refused) entry; removing one that is gone is harmless."""
+        raise NotImplementedError
+
+    def __contains__(self, client_id: object) -> bool:
+        """Whether an entry with this ``client_id`` is queued."""
         raise NotImplementedError
 
     @property
@@ -118,6 +126,8 @@ class MemoryQueue(OfflineQueue):
         self._bytes = 0
 
     def put(self, entry: Outgoing) -> None:
+        if entry.client_id in self._entries:
+            return  # the same send: queued (and counted) once
         size = entry.size
         self._check_room(entry, size)
         self._entries[entry.client_id] = (entry, size)
@@ -126,10 +136,18 @@ class MemoryQueue(OfflineQueue):
     def entries(self) -> list[Outgoing]:
         return [entry for entry, _ in self._entries.values()]
 
+    def head(self) -> Outgoing | None:
+        for entry, _ in self._entries.values():
+            return entry
+        return None
+
     def remove(self, client_id: str) -> None:
         found = self._entries.pop(client_id, None)
         if found is not None:
             self._bytes -= found[1]
+
+    def __contains__(self, client_id: object) -> bool:
+        return client_id in self._entries
 
     @property
     def bytes(self) -> int:
@@ -147,13 +165,14 @@ class SqliteQueue(OfflineQueue):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit: each put and remove is on disk when the call returns, so a
-        # process killed right after sees it on its next start. A kill (not a
-        # power cut) loses nothing with WAL and synchronous=NORMAL.
+        # process killed right after sees it on its next start. synchronous=FULL
+        # syncs the WAL at every commit, so a power cut cannot lose a send that
+        # put() returned for either (NORMAL would survive a kill, not that).
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS outbox (position INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT UNIQUE NOT NULL, "
@@ -163,6 +182,8 @@ class SqliteQueue(OfflineQueue):
         self._count, self._bytes = int(count), int(total)
 
     def put(self, entry: Outgoing) -> None:
+        if entry.client_id in self:
+            return  # the same send: queued (and counted) once
         body = entry.encode()
         size = len(body.encode())
         self._check_room(entry, size)
@@ -176,6 +197,16 @@ class SqliteQueue(OfflineQueue):
         with self._lock:
             rows = self._db.execute("SELECT body FROM outbox ORDER BY position").fetchall()
         return [Outgoing.decode(row[0]) for row in rows]
+
+    def head(self) -> Outgoing | None:
+        # One row, one decode: the drain loop asks before every send.
+        with self._lock:
+            row = self._db.execute("SELECT body FROM outbox ORDER BY position LIMIT 1").fetchone()
+        return Outgoing.decode(row[0]) if row is not None else None
+
+    def __contains__(self, client_id: object) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM outbox WHERE client_id = ?", (client_id,)).fetchone() is not None
 
     def remove(self, client_id: str) -> None:
         with self._lock:
