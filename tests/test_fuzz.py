@@ -139,7 +139,11 @@ class Harness:
     async def start(self) -> None:
         settings = default_settings(self.store_url)
         # Bans and limits would (rightly) stop a fuzzer; they have their own tests.
+        # So would the per-address caps: every request here comes from 127.0.0.1,
+        # and each HTTP example opens a connection that lingers in keep-alive.
         settings["host"]["disable_plugins"] = ["guard", "ratelimit"]
+        settings["host"]["max_connections_per_address"] = 0
+        settings["host"]["max_unconnected_sessions_per_address"] = 10_000
         self.running, self.stop_host = await start_host(settings)
         for namespace, (principal, kind) in {"/chat": ("fuzzer", "user"), "/agents": ("fuzzbot", "agent"),
                                              "/tasks": ("fuzzer", "user")}.items():
