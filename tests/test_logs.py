@@ -11,15 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tkr_host import hookimpl
 from tkr_host.logs import JsonFormatter, make_handler
-from tkr_host.testing import TEST_JWT_SECRET
+from tkr_host.testing import TEST_JWT_SECRET, wait_ready
 
 BIN = Path(sys.executable).parent
 #: The fields docs/operations.md promises on every JSON line, and those it promises where known.
@@ -113,17 +111,7 @@ async def test_serve_prints_every_line_in_the_configured_format(tmp_path, log_fo
                                   pass_fds=[listener.fileno()], start_new_session=True,
                                   env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
     try:
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-                try:
-                    async with http.get(f"{url}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
+        await wait_ready(url, server, log)
         server.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(server.wait, 20) == 0, log.read_text()
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tkr_host.testing import TEST_JWT_SECRET, TkrClient, connect_client, make_token
+from tkr_host.testing import TEST_JWT_SECRET, TkrClient, connect_client, make_token, wait_ready
 
 BIN = Path(sys.executable).parent
 
@@ -38,18 +38,7 @@ def write_config(tmp_path: Path, port: int) -> Path:
 
 
 async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"server exited with {process.returncode}"
-            try:
-                async with http.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("server did not become ready")
+    await wait_ready(url, process)
 
 
 def start(args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:

@@ -22,13 +22,16 @@ import asyncio
 import copy
 import secrets
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -162,6 +165,30 @@ async def tkr_host(tkr_settings: dict[str, Any], tkr_plugins: list[Any]) -> Asyn
 
 
 # --- credentials and clients -----------------------------------------------------
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 30.0) -> None:
+    """Wait until a host run as a subprocess answers ``/readyz`` with 200.
+
+    Fails at once when the process exits, and after ``timeout`` seconds; either
+    way with the end of ``log`` (its output) when given.
+    """
+
+    def tail() -> str:
+        return log.read_text()[-3000:] if log is not None and log.exists() else ""
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"the host exited with {process.returncode}:\n{tail()}"
+            try:
+                async with http.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"the host was not ready within {timeout:.0f} s:\n{tail()}")
 
 
 def make_token(sub: str, kind: str = "user", ttl: float = 3600, secret: str = TEST_JWT_SECRET, **claims: Any) -> str:

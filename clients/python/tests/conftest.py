@@ -200,21 +200,10 @@ class ServedHost:
 
     async def start(self) -> None:
         """Start (again: the same port, config and database) and wait until /readyz answers 200."""
-        import aiohttp
+        from tkr_host.testing import wait_ready
 
         self._spawn()
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, f"the host exited:\n{self.log_path.read_text()[-3000:]}"
-                try:
-                    async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"the host was not ready in 30 s:\n{self.log_path.read_text()[-3000:]}")
+        await wait_ready(self.url, self.process, self.log_path)
 
     async def kill(self) -> None:
         """SIGKILL: no drain, nothing closed."""
