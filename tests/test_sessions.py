@@ -37,7 +37,7 @@ async def test_an_invite_on_another_node_is_honoured_on_this_one(tkr_settings, t
 
 
 def test_the_cache_is_bounded():
-    from tkr_host.sessions import SessionCache
+    from tkr_host._sessions import SessionCache
     from tkr_host.types import Member, Session
 
     cache = SessionCache(capacity=3)
@@ -49,7 +49,7 @@ def test_the_cache_is_bounded():
 
 
 def test_the_cache_keeps_what_was_used_last():
-    from tkr_host.sessions import SessionCache
+    from tkr_host._sessions import SessionCache
     from tkr_host.types import Member, Session
 
     def session(name: str) -> Session:

@@ -1,32 +1,38 @@
 """tkr-host: the real-time layer for agent chat.
 
-Plugins import what they need from here: ``hookimpl`` and the public types.
+``__all__`` below is the whole public surface: plugins, examples and clients
+import from ``tkr_host`` and nothing deeper (tests/test_public_api.py checks
+every first-party one). Each name is documented in docs/host-api.md. Modules
+whose names start with ``_`` are the runtime and may change at any time.
 """
 
 from __future__ import annotations
 
-from tkr_host.config import ConfigError
+from tkr_host.api import ConnectionView, HostAPI, MessageContext, MessageType, StoreGuard
+from tkr_host.cli import add_config_argument, load_config
+from tkr_host.config import ConfigError, Settings
 from tkr_host.defaults.routes import error_response, http_principal
-from tkr_host.errors import HostError
+from tkr_host.errors import ErrorCode, HostError
 from tkr_host.hookspecs import hookimpl
-from tkr_host.host import Host
+from tkr_host.telemetry import HostMetrics
 from tkr_host.types import (
     AppendResult,
     ContextRecord,
     Handshake,
     Member,
     Message,
-    MessageContext,
     MessageDraft,
-    MessageType,
     Principal,
+    PrincipalKind,
     RateLimiter,
+    ReceiptStatus,
     RecoveryStrategy,
     SecurityEvent,
     Session,
     Store,
     TaskWrite,
     format_ts,
+    has_hidden_characters,
     utc_now,
 )
 
@@ -35,26 +41,36 @@ __version__ = "0.1.0"
 __all__ = [
     "AppendResult",
     "ConfigError",
+    "ConnectionView",
     "ContextRecord",
+    "ErrorCode",
     "Handshake",
-    "Host",
+    "HostAPI",
     "HostError",
+    "HostMetrics",
     "Member",
     "Message",
     "MessageContext",
     "MessageDraft",
     "MessageType",
     "Principal",
+    "PrincipalKind",
     "RateLimiter",
+    "ReceiptStatus",
     "RecoveryStrategy",
     "SecurityEvent",
     "Session",
+    "Settings",
     "Store",
+    "StoreGuard",
     "TaskWrite",
     "__version__",
+    "add_config_argument",
     "error_response",
     "format_ts",
+    "has_hidden_characters",
     "hookimpl",
     "http_principal",
+    "load_config",
     "utc_now",
 ]

@@ -10,10 +10,10 @@ import socketio
 from quart import Quart
 
 from tkr_host import lifecycle
+from tkr_host._host import Host
 from tkr_host.config import Settings, load_settings
 from tkr_host.dispatch import Dispatcher
 from tkr_host.frames import FrameGuard
-from tkr_host.host import Host
 from tkr_host.namespaces import all_namespaces
 from tkr_host.plugins import make_plugin_manager, validate_plugin_tables
 from tkr_host.server import TkrServer
@@ -29,7 +29,6 @@ class TkrApp(socketio.ASGIApp):  # type: ignore[misc]
     """
 
     host: Host
-    quart: Quart
     frame_guard: FrameGuard
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -43,16 +42,13 @@ class TkrApp(socketio.ASGIApp):  # type: ignore[misc]
         await self.engineio_server.handle_request(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = ()) -> TkrApp:
-    settings = settings if settings is not None else load_settings(None)
-    pm = make_plugin_manager(settings, extra_plugins)
-    host = Host(settings, pm, validate_plugin_tables(pm, settings))
-
-    manager = pm.hook.client_manager(host=host)
+def build_server(host: Host) -> TkrServer:
+    """The Socket.IO server of ``host``, with the client manager a plugin chose."""
+    settings = host.settings
     cors: list[str] | None = settings.host.cors_allowed_origins or None
-    host.sio = sio = TkrServer(
+    sio = TkrServer(
         async_mode="asgi",
-        client_manager=manager,
+        client_manager=host.pm.hook.client_manager(host=host),
         # Serve every namespace so that unknown ones can be refused with a
         # proper Error instead of python-socketio's bare string.
         namespaces="*",
@@ -68,11 +64,24 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = 
         engineio_logger=False,
     )
     sio.host = host
+    return sio
+
+
+def build_dispatcher(host: Host) -> Dispatcher:
+    """The dispatcher of ``host``, with every namespace installed on ``host.sio``."""
     dispatcher = Dispatcher(host)
-    host.dispatcher = dispatcher
     for spec in all_namespaces():
         dispatcher.install(spec)
     dispatcher.refuse_other_namespaces()
+    return dispatcher
+
+
+def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = ()) -> TkrApp:
+    settings = settings if settings is not None else load_settings(None)
+    pm = make_plugin_manager(settings, extra_plugins)
+    host = Host(settings, pm, validate_plugin_tables(pm, settings), server=build_server, dispatcher=build_dispatcher)
+    sio = host.sio
+    assert isinstance(sio, TkrServer)
 
     quart = Quart("tkr_host")
     quart.config["tkr_host"] = host
@@ -88,8 +97,7 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = 
 
     # Lifespan events reach Quart only while ASGIApp's own on_startup and
     # on_shutdown are unset (DESIGN.md, traps).
-    app = TkrApp(host.sio, other_asgi_app=quart, socketio_path="socket.io")
+    app = TkrApp(sio, other_asgi_app=quart, socketio_path="socket.io")
     app.host = host
-    app.quart = quart
     app.frame_guard = FrameGuard(app._engineio, sio.malformed, MAX_HTTP_BUFFER_SIZE)
     return app

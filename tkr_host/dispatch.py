@@ -15,16 +15,16 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
 from pydantic import ValidationError
 
 from tkr_host import logs
+from tkr_host._host import Connection, Host
 from tkr_host.errors import HostError, failure, internal_error, make_request_id
 from tkr_host.handshake import build_handshake
-from tkr_host.host import Connection, Host
 from tkr_host.plugins import call_all, call_first, notify
 from tkr_host.types import Handshake, Principal, SecurityEvent
 
@@ -47,7 +47,6 @@ class NamespaceSpec:
     joined: ConnectionHook | None = None
     left: ConnectionHook | None = None
     refusal: str = "permission.namespace"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def validation_error(exc: ValidationError, prefix: str = "") -> HostError:

@@ -44,7 +44,7 @@ CATEGORIES: dict[str, Category] = {
 
 
 @dataclass(frozen=True)
-class Known:
+class ErrorCode:
     """The default message and hint of one error code."""
 
     message: str
@@ -54,46 +54,46 @@ class Known:
 
 # Codes the host itself raises. Plugins may raise any ``category.reason`` code;
 # an unlisted code takes its category's defaults.
-CATALOG: dict[str, Known] = {
-    "auth.required": Known("No credentials were sent.", "Send a token in the `auth` payload or an Authorization: Bearer header."),
-    "auth.invalid": Known("The credentials are not valid.", "Check the token; sign in again to get a new one."),
-    "auth.expired": Known("The token has expired.", "Sign in again to get a fresh token, then reconnect."),
-    "auth.banned": Known("This source is temporarily banned.", "Wait until the ban ends, then reconnect."),
-    "permission.namespace": Known("This namespace is not open to your kind of principal.", "Connect to /chat, or use an agent credential for /agents."),
-    "permission.not_member": Known("You are not a member of this session.", "Ask the session's creator to invite you."),
-    "permission.invite": Known("Only the session's creator may invite members.", "Ask the session's creator to invite them."),
-    "permission.task": Known("Only the task's creator, its assignee or the session's creator may change it.", "Ask one of them to make the change."),
-    "validation.payload": Known("The payload is not valid.", "Fix the fields named in details, then send again."),
-    "validation.not_object": Known("The payload must be a JSON object.", "Send a single JSON object as the event's argument."),
-    "validation.too_large": Known("The payload is too large.", "Send less data in one event, or split it."),
-    "validation.unknown_event": Known("This namespace does not know that event.", "Check the event name against the protocol."),
-    "validation.unknown_type": Known("No plugin provides that message type.", "Use a registered type such as `text`, or install the plugin that adds it."),
-    "validation.recipient": Known("`to` must name an agent that is a member of the session.", "Invite the agent first, or leave `to` out."),
-    "not_found.session": Known("There is no such session.", "Check the session id, or list your sessions."),
-    "not_found.message": Known("There is no such message.", "Check the message id or seq."),
-    "not_found.namespace": Known("There is no such namespace.", "Connect to /chat, /agents or /tasks."),
-    "protocol.reserved_event": Known("That event name is reserved by Socket.IO.", "Use one of the protocol's event names."),
-    "protocol.malformed": Known("The packet could not be parsed.", "Use an official Socket.IO client."),
-    "protocol.idle_timeout": Known("The connection was idle too long.", "Reconnect when you need the connection again.", "info"),
-    "protocol.connect_timeout": Known("No namespace was connected in time.", "Connect a namespace right after the handshake."),
-    "protocol.shutting_down": Known("The host is shutting down.", "Reconnect in a moment; another node or the restarted host will answer.", "info"),
-    "rate_limit.exceeded": Known("Too many messages.", "Wait, then send again with the same client_id; queued messages are kept."),
-    "rate_limit.connect": Known("Too many connects from this address.", "Wait before reconnecting."),
-    "rate_limit.sessions": Known("Too many new sessions.", "Wait before creating another session."),
-    "rate_limit.streams": Known("Too many streams are open on this connection.", "End an open stream before starting another."),
-    "not_found.stream": Known("There is no open stream with that id.", "Start a stream with stream:start and use the message_id it returns."),
-    "conflict.stream_closed": Known("A member stopped this stream.", "Stop writing to it; the reply was stored as it was, with status `stopped`."),
-    "not_found.task": Known("There is no such task.", "Check the task id, or create the task first."),
-    "conflict.task_state": Known("The task cannot move to that state.", "Reload the task; finished tasks take a new task naming them."),
-    "conflict.member_id": Known("A member of another kind already holds that id in this session.",
+CATALOG: dict[str, ErrorCode] = {
+    "auth.required": ErrorCode("No credentials were sent.", "Send a token in the `auth` payload or an Authorization: Bearer header."),
+    "auth.invalid": ErrorCode("The credentials are not valid.", "Check the token; sign in again to get a new one."),
+    "auth.expired": ErrorCode("The token has expired.", "Sign in again to get a fresh token, then reconnect."),
+    "auth.banned": ErrorCode("This source is temporarily banned.", "Wait until the ban ends, then reconnect."),
+    "permission.namespace": ErrorCode("This namespace is not open to your kind of principal.", "Connect to /chat, or use an agent credential for /agents."),
+    "permission.not_member": ErrorCode("You are not a member of this session.", "Ask the session's creator to invite you."),
+    "permission.invite": ErrorCode("Only the session's creator may invite members.", "Ask the session's creator to invite them."),
+    "permission.task": ErrorCode("Only the task's creator, its assignee or the session's creator may change it.", "Ask one of them to make the change."),
+    "validation.payload": ErrorCode("The payload is not valid.", "Fix the fields named in details, then send again."),
+    "validation.not_object": ErrorCode("The payload must be a JSON object.", "Send a single JSON object as the event's argument."),
+    "validation.too_large": ErrorCode("The payload is too large.", "Send less data in one event, or split it."),
+    "validation.unknown_event": ErrorCode("This namespace does not know that event.", "Check the event name against the protocol."),
+    "validation.unknown_type": ErrorCode("No plugin provides that message type.", "Use a registered type such as `text`, or install the plugin that adds it."),
+    "validation.recipient": ErrorCode("`to` must name an agent that is a member of the session.", "Invite the agent first, or leave `to` out."),
+    "not_found.session": ErrorCode("There is no such session.", "Check the session id, or list your sessions."),
+    "not_found.message": ErrorCode("There is no such message.", "Check the message id or seq."),
+    "not_found.namespace": ErrorCode("There is no such namespace.", "Connect to /chat, /agents or /tasks."),
+    "protocol.reserved_event": ErrorCode("That event name is reserved by Socket.IO.", "Use one of the protocol's event names."),
+    "protocol.malformed": ErrorCode("The packet could not be parsed.", "Use an official Socket.IO client."),
+    "protocol.idle_timeout": ErrorCode("The connection was idle too long.", "Reconnect when you need the connection again.", "info"),
+    "protocol.connect_timeout": ErrorCode("No namespace was connected in time.", "Connect a namespace right after the handshake."),
+    "protocol.shutting_down": ErrorCode("The host is shutting down.", "Reconnect in a moment; another node or the restarted host will answer.", "info"),
+    "rate_limit.exceeded": ErrorCode("Too many messages.", "Wait, then send again with the same client_id; queued messages are kept."),
+    "rate_limit.connect": ErrorCode("Too many connects from this address.", "Wait before reconnecting."),
+    "rate_limit.sessions": ErrorCode("Too many new sessions.", "Wait before creating another session."),
+    "rate_limit.streams": ErrorCode("Too many streams are open on this connection.", "End an open stream before starting another."),
+    "not_found.stream": ErrorCode("There is no open stream with that id.", "Start a stream with stream:start and use the message_id it returns."),
+    "conflict.stream_closed": ErrorCode("A member stopped this stream.", "Stop writing to it; the reply was stored as it was, with status `stopped`."),
+    "not_found.task": ErrorCode("There is no such task.", "Check the task id, or create the task first."),
+    "conflict.task_state": ErrorCode("The task cannot move to that state.", "Reload the task; finished tasks take a new task naming them."),
+    "conflict.member_id": ErrorCode("A member of another kind already holds that id in this session.",
                                 "Within a session an id names one principal; invite another id."),
-    "conflict.task_exists": Known("A task with that id already exists.", "Use action update, or pick a new task_id."),
-    "agent.stream_aborted": Known("The agent disconnected while replying.", "The partial reply was kept; ask again if you need the rest."),
-    "protocol.not_connected": Known("This socket is not connected to the namespace.", "Connect the namespace before sending events."),
-    "protocol.already_connected": Known("This socket is connected to the namespace already.",
+    "conflict.task_exists": ErrorCode("A task with that id already exists.", "Use action update, or pick a new task_id."),
+    "agent.stream_aborted": ErrorCode("The agent disconnected while replying.", "The partial reply was kept; ask again if you need the rest."),
+    "protocol.not_connected": ErrorCode("This socket is not connected to the namespace.", "Connect the namespace before sending events."),
+    "protocol.already_connected": ErrorCode("This socket is connected to the namespace already.",
                                         "Use the connection you have; disconnect it before connecting again."),
-    "store.unavailable": Known("The message store is unavailable.", "Your message is kept; it will be sent again shortly."),
-    "internal.error": Known("An unexpected error happened on the host.", None),
+    "store.unavailable": ErrorCode("The message store is unavailable.", "Your message is kept; it will be sent again shortly."),
+    "internal.error": ErrorCode("An unexpected error happened on the host.", None),
 }
 
 

@@ -26,7 +26,6 @@ from tkr_host.types import (
     Handshake,
     Message,
     MessageDraft,
-    MessageType,
     Principal,
     RateLimiter,
     RecoveryStrategy,
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from quart import Quart
 
-    from tkr_host.host import Host
+    from tkr_host.api import HostAPI, MessageType
 
 hookspec = pluggy.HookspecMarker("tkr_host")
 hookimpl = pluggy.HookimplMarker("tkr_host")
@@ -86,7 +85,7 @@ def config_model() -> type[BaseModel] | None:
 
 
 @hookspec
-def host_startup(host: Host) -> Awaitable[None] | None:
+def host_startup(host: HostAPI) -> Awaitable[None] | None:
     """Start what the plugin needs (connections, background tasks).
 
     Called once after the store has started and before the first connection.
@@ -100,14 +99,14 @@ def host_startup(host: Host) -> Awaitable[None] | None:
     Example::
 
         @hookimpl
-        async def host_startup(host: Host) -> None:
+        async def host_startup(host: HostAPI) -> None:
             settings = host.config("audit", AuditSettings)
             host.extensions["audit"] = await AuditLog.open(settings.path)
     """
 
 
 @hookspec
-def host_shutdown(host: Host) -> Awaitable[None] | None:
+def host_shutdown(host: HostAPI) -> Awaitable[None] | None:
     """Stop what ``host_startup`` started.
 
     Called once while the host drains, after connections are closed and before
@@ -121,7 +120,7 @@ def host_shutdown(host: Host) -> Awaitable[None] | None:
     Example::
 
         @hookimpl
-        async def host_shutdown(host: Host) -> None:
+        async def host_shutdown(host: HostAPI) -> None:
             audit = host.extensions.pop("audit", None)
             if audit is not None:
                 await audit.close()
@@ -129,7 +128,7 @@ def host_shutdown(host: Host) -> Awaitable[None] | None:
 
 
 @hookspec
-def register_blueprints(host: Host, app: Quart) -> None:
+def register_blueprints(host: HostAPI, app: Quart) -> None:
     """Add HTTP routes to the host's Quart app.
 
     Called once while the app is built.
@@ -143,7 +142,7 @@ def register_blueprints(host: Host, app: Quart) -> None:
     Example::
 
         @hookimpl
-        def register_blueprints(host: Host, app: Quart) -> None:
+        def register_blueprints(host: HostAPI, app: Quart) -> None:
             routes = Blueprint("audit", __name__)
 
             @routes.get("/api/v1/audit")
@@ -178,7 +177,7 @@ def register_commands(subcommands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 @hookspec
-def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]] | None:
+def readiness_checks(host: HostAPI) -> dict[str, Callable[[], Awaitable[bool]]] | None:
     """Name the checks that ``GET /readyz`` runs for this plugin.
 
     Called by every ``/readyz`` request. A check is an async callable that
@@ -198,7 +197,7 @@ def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]] | N
     Example::
 
         @hookimpl
-        def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]]:
+        def readiness_checks(host: HostAPI) -> dict[str, Callable[[], Awaitable[bool]]]:
             async def broker() -> bool:
                 return await host.extensions["queue"].ping()
 
@@ -210,7 +209,7 @@ def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]] | N
 
 
 @hookspec
-def authenticate(host: Host, handshake: Handshake) -> Principal | Awaitable[Principal | None] | None:
+def authenticate(host: HostAPI, handshake: Handshake) -> Principal | Awaitable[Principal | None] | None:
     """Turn a namespace connect into a principal.
 
     Called once per namespace connect, before any handler runs. With no
@@ -229,7 +228,7 @@ def authenticate(host: Host, handshake: Handshake) -> Principal | Awaitable[Prin
     Example::
 
         @hookimpl
-        async def authenticate(host: Host, handshake: Handshake) -> Principal | None:
+        async def authenticate(host: HostAPI, handshake: Handshake) -> Principal | None:
             if handshake.token is None or not handshake.token.startswith("sso_"):
                 return None  # not ours: the next plugin may know it
             user = await sso_lookup(handshake.token)
@@ -240,7 +239,7 @@ def authenticate(host: Host, handshake: Handshake) -> Principal | Awaitable[Prin
 
 
 @hookspec
-def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer: str) -> Awaitable[None] | None:
+def on_connect(host: HostAPI, principal: Principal, sid: str, namespace: str, peer: str) -> Awaitable[None] | None:
     """Observe a namespace connect that was accepted.
 
     May refuse it after all by raising ``HostError`` (the guard plugin refuses a
@@ -258,14 +257,14 @@ def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer:
     Example::
 
         @hookimpl
-        async def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer: str) -> None:
+        async def on_connect(host: HostAPI, principal: Principal, sid: str, namespace: str, peer: str) -> None:
             if principal.kind == "service" and namespace == "/chat":
                 raise HostError("permission.namespace", message="Services use /agents.")
     """
 
 
 @hookspec
-def on_http_request(host: Host, principal: Principal, peer: str, path: str) -> Awaitable[None] | None:
+def on_http_request(host: HostAPI, principal: Principal, peer: str, path: str) -> Awaitable[None] | None:
     """Check an authenticated HTTP request before its route runs.
 
     The HTTP counterpart of ``on_connect``: called for every request that
@@ -286,14 +285,14 @@ def on_http_request(host: Host, principal: Principal, peer: str, path: str) -> A
     Example::
 
         @hookimpl
-        async def on_http_request(host: Host, principal: Principal, peer: str, path: str) -> None:
+        async def on_http_request(host: HostAPI, principal: Principal, peer: str, path: str) -> None:
             if path.startswith("/api/v1/admin") and "admin" not in principal.roles:
                 raise HostError("permission.not_member", message="Admins only.")
     """
 
 
 @hookspec
-def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> Awaitable[None] | None:
+def on_disconnect(host: HostAPI, principal: Principal, sid: str, namespace: str, reason: str) -> Awaitable[None] | None:
     """Observe a socket that left a namespace, whatever the cause.
 
     :param host: the running host.
@@ -308,7 +307,7 @@ def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, re
     Example::
 
         @hookimpl
-        def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> None:
+        def on_disconnect(host: HostAPI, principal: Principal, sid: str, namespace: str, reason: str) -> None:
             log.info("%s left %s (%s)", principal.id, namespace, reason)
     """
 
@@ -317,7 +316,7 @@ def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, re
 
 
 @hookspec(firstresult=True)
-def rate_limiter(host: Host) -> RateLimiter | None:
+def rate_limiter(host: HostAPI) -> RateLimiter | None:
     """Build the rate limiter the host asks before connects, sends and new sessions.
 
     :param host: the host being started.
@@ -329,13 +328,13 @@ def rate_limiter(host: Host) -> RateLimiter | None:
     Example::
 
         @hookimpl
-        def rate_limiter(host: Host) -> RateLimiter:
+        def rate_limiter(host: HostAPI) -> RateLimiter:
             return TokenBuckets(host.config("quota", QuotaSettings))
     """
 
 
 @hookspec
-def on_security_event(host: Host, event: SecurityEvent) -> Awaitable[None] | None:
+def on_security_event(host: HostAPI, event: SecurityEvent) -> Awaitable[None] | None:
     """Observe something suspicious: an auth failure, a rate-limit hit, a
     malformed packet, a refused namespace or room.
 
@@ -348,7 +347,7 @@ def on_security_event(host: Host, event: SecurityEvent) -> Awaitable[None] | Non
     Example::
 
         @hookimpl
-        async def on_security_event(host: Host, event: SecurityEvent) -> None:
+        async def on_security_event(host: HostAPI, event: SecurityEvent) -> None:
             if event.kind == "auth_failure":
                 await host.extensions["siem"].send(event.peer, event.detail)
     """
@@ -358,7 +357,7 @@ def on_security_event(host: Host, event: SecurityEvent) -> Awaitable[None] | Non
 
 
 @hookspec
-def register_message_types(host: Host) -> list[MessageType] | None:
+def register_message_types(host: HostAPI) -> list[MessageType] | None:
     """Offer message types (``text``, ``context``, ``task``, or your own).
 
     A later plugin's type replaces an earlier one of the same name.
@@ -371,13 +370,13 @@ def register_message_types(host: Host) -> list[MessageType] | None:
     Example::
 
         @hookimpl
-        def register_message_types(host: Host) -> list[MessageType]:
+        def register_message_types(host: HostAPI) -> list[MessageType]:
             return [PollType()]  # name "poll", payload_model PollPayload, async handle(ctx, draft)
     """
 
 
 @hookspec
-def before_store(host: Host, draft: MessageDraft, principal: Principal) -> Awaitable[None] | None:
+def before_store(host: HostAPI, draft: MessageDraft, principal: Principal) -> Awaitable[None] | None:
     """Inspect a message after its type has handled it and before it is stored.
 
     Raise ``HostError`` to refuse it; nothing is stored then.
@@ -393,14 +392,14 @@ def before_store(host: Host, draft: MessageDraft, principal: Principal) -> Await
     Example::
 
         @hookimpl
-        async def before_store(host: Host, draft: MessageDraft, principal: Principal) -> None:
+        async def before_store(host: HostAPI, draft: MessageDraft, principal: Principal) -> None:
             if draft.type == "text" and "password" in draft.payload["text"].lower():
                 raise HostError("validation.payload", message="Do not share passwords here.")
     """
 
 
 @hookspec
-def after_store(host: Host, message: Message) -> Awaitable[None] | None:
+def after_store(host: HostAPI, message: Message) -> Awaitable[None] | None:
     """Observe a message that was stored (duplicates are not reported again).
 
     :param host: the running host.
@@ -413,7 +412,7 @@ def after_store(host: Host, message: Message) -> Awaitable[None] | None:
     Example::
 
         @hookimpl
-        async def after_store(host: Host, message: Message) -> None:
+        async def after_store(host: HostAPI, message: Message) -> None:
             await host.extensions["search"].index(message.session_id, message.seq, message.payload)
     """
 
@@ -422,7 +421,7 @@ def after_store(host: Host, message: Message) -> Awaitable[None] | None:
 
 
 @hookspec(firstresult=True)
-def message_store(host: Host) -> Store | None:
+def message_store(host: HostAPI) -> Store | None:
     """Build the store of sessions, messages, deliveries, contexts and tasks.
 
     :param host: the host being started; the store reads its own config table.
@@ -434,7 +433,7 @@ def message_store(host: Host) -> Store | None:
     Example::
 
         @hookimpl
-        def message_store(host: Host) -> Store:
+        def message_store(host: HostAPI) -> Store:
             return DynamoStore(host.config("dynamo", DynamoSettings))
     """
 
@@ -443,7 +442,7 @@ def message_store(host: Host) -> Store | None:
 
 
 @hookspec
-def recovery_strategies(host: Host) -> list[RecoveryStrategy] | None:
+def recovery_strategies(host: HostAPI) -> list[RecoveryStrategy] | None:
     """Offer recovery strategies, chosen by the category of the error.
 
     :param host: the host being started.
@@ -455,13 +454,13 @@ def recovery_strategies(host: Host) -> list[RecoveryStrategy] | None:
     Example::
 
         @hookimpl
-        def recovery_strategies(host: Host) -> list[RecoveryStrategy]:
+        def recovery_strategies(host: HostAPI) -> list[RecoveryStrategy]:
             return [AuditRetries()]  # named "audit"; runs once listed in [plugins.recovery] order
     """
 
 
 @hookspec
-def on_error(host: Host, error: HostError, context: dict[str, Any]) -> Awaitable[None] | None:
+def on_error(host: HostAPI, error: HostError, context: dict[str, Any]) -> Awaitable[None] | None:
     """Observe every error the host answers with (for logs and metrics).
 
     :param host: the running host.
@@ -475,7 +474,7 @@ def on_error(host: Host, error: HostError, context: dict[str, Any]) -> Awaitable
     Example::
 
         @hookimpl
-        def on_error(host: Host, error: HostError, context: dict[str, Any]) -> None:
+        def on_error(host: HostAPI, error: HostError, context: dict[str, Any]) -> None:
             if error.category == "internal":
                 alerts.page(error.request_id, context.get("event"))
     """
@@ -485,10 +484,10 @@ def on_error(host: Host, error: HostError, context: dict[str, Any]) -> Awaitable
 
 
 @hookspec
-def feature_flag(host: Host, name: str, principal: Principal) -> bool | None:
+def feature_flag(host: HostAPI, name: str, principal: Principal) -> bool | None:
     """Say whether a feature flag is on for a principal (plugin ``tkr-flags``).
 
-    Plugins ask through :meth:`Host.feature_enabled`, never this hook directly.
+    Plugins ask through :meth:`HostAPI.feature_enabled`, never this hook directly.
 
     :param host: the running host.
     :param name: the flag's name, such as ``task_panel``.
@@ -501,7 +500,7 @@ def feature_flag(host: Host, name: str, principal: Principal) -> bool | None:
     Example::
 
         @hookimpl
-        def feature_flag(host: Host, name: str, principal: Principal) -> bool | None:
+        def feature_flag(host: HostAPI, name: str, principal: Principal) -> bool | None:
             if name != "beta_search":
                 return None  # another plugin's flag
             return "beta" in principal.roles
@@ -512,7 +511,7 @@ def feature_flag(host: Host, name: str, principal: Principal) -> bool | None:
 
 
 @hookspec(firstresult=True)
-def client_manager(host: Host) -> socketio.AsyncManager | None:
+def client_manager(host: HostAPI) -> socketio.AsyncManager | None:
     """Build python-socketio's client manager (the Redis plugin returns an
     ``AsyncRedisManager``).
 
@@ -525,7 +524,7 @@ def client_manager(host: Host) -> socketio.AsyncManager | None:
     Example::
 
         @hookimpl
-        def client_manager(host: Host) -> socketio.AsyncManager | None:
+        def client_manager(host: HostAPI) -> socketio.AsyncManager | None:
             url = host.config("redis", RedisSettings).url
             return socketio.AsyncRedisManager(url) if url else None
     """

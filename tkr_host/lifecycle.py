@@ -7,11 +7,12 @@ import logging
 import time
 from typing import cast
 
+from tkr_host._host import Host
+from tkr_host.api import MessageType
 from tkr_host.errors import HostError
-from tkr_host.host import Host
 from tkr_host.plugins import call_all, notify
 from tkr_host.telemetry import TimedStore
-from tkr_host.types import MessageType, Store
+from tkr_host.types import Store
 
 log = logging.getLogger(__name__)
 

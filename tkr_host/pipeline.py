@@ -13,12 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tkr_host._host import Connection, Host
+from tkr_host.api import MessageContext
 from tkr_host.dispatch import validation_error
 from tkr_host.errors import HostError
-from tkr_host.host import Connection, Host
 from tkr_host.plugins import call_all, notify
 from tkr_host.rooms import agent_room, session_room
-from tkr_host.types import AppendResult, Message, MessageContext, MessageDraft, SecurityEvent, Session, principal_key
+from tkr_host.types import AppendResult, Message, MessageDraft, SecurityEvent, Session, principal_key
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from tkr_host.handshake import headers_from_environ, headers_from_scope, peer_ad
 from tkr_host.types import SecurityEvent
 
 if TYPE_CHECKING:
-    from tkr_host.host import Host
+    from tkr_host._host import Host
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,9 @@ import socketio
 from hypercorn.asyncio import serve as hypercorn_serve
 
 from tkr_host import lifecycle
+from tkr_host._host import Host
 from tkr_host.app import TkrApp, create_app
 from tkr_host.config import load_settings
-from tkr_host.host import Host
 
 #: One secret per test process, never written anywhere.
 TEST_JWT_SECRET = secrets.token_urlsafe(32)

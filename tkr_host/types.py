@@ -1,6 +1,6 @@
-"""The public types of the host: principals, sessions, messages, and the
-Protocols that plugins implement (Store, MessageType, RateLimiter,
-RecoveryStrategy).
+"""The public data types of the host: principals, sessions, messages, and the
+Protocols that plugins implement (Store, RateLimiter, RecoveryStrategy).
+MessageType and MessageContext name the host, so they live in tkr_host.api.
 
 Plugins import these from ``tkr_host`` and nothing else, so this module is the
 contract between the host and third parties.
@@ -12,12 +12,9 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    from tkr_host.host import Host
 
 PrincipalKind = Literal["user", "agent", "service"]
 MessageStatus = Literal["complete", "incomplete", "stopped"]
@@ -337,46 +334,6 @@ class Store(Protocol):
 
     async def put_task(self, session_id: str, task_id: str, document: dict[str, Any]) -> None:
         """Insert or replace the task document ``(session_id, task_id)``."""
-
-
-class MessageType(Protocol):
-    """A kind of message: its name, its payload model, and what the host does with it.
-
-    ``handle`` runs before the message is stored. It may raise ``HostError`` to
-    refuse it, change ``draft.payload`` or ``draft.to``, add agents to
-    ``ctx.deliver_to``, and append coroutines to ``ctx.after_store`` that run once
-    the message is stored.
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def payload_model(self) -> type[BaseModel]: ...
-
-    async def handle(self, ctx: MessageContext, draft: MessageDraft) -> None: ...
-
-
-AfterStore = Callable[["Message"], Awaitable[None]]
-Check = Callable[["MessageDraft"], Awaitable[None]]
-
-
-@dataclass
-class MessageContext:
-    """What a MessageType handler sees and may change while a message is sent."""
-
-    host: Host
-    principal: Principal
-    session: Session
-    namespace: str
-    deliver_to: set[str] = field(default_factory=set)
-    #: Run in order, under the session's lock, just before the message is
-    #: appended: a check that depends on earlier messages (a task's state) is
-    #: race-free there. Raise HostError to refuse; nothing is stored then.
-    checks: list[Check] = field(default_factory=list)
-    #: Run under the same lock once the message is stored and delivered, so the
-    #: next message of the session sees their effect. Keep them short.
-    after_store: list[AfterStore] = field(default_factory=list)
 
 
 class RateLimiter(Protocol):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socketio
 
+from tkr_host._host import Host
 from tkr_host.hookspecs import hookimpl
-from tkr_host.host import Host
 
 
 @hookimpl(trylast=True)

@@ -17,10 +17,10 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Quart, Response, abort, request
 
+from tkr_host._host import Host
 from tkr_host.errors import HostError
 from tkr_host.handshake import bearer_token, is_trusted_proxy, peer_address
 from tkr_host.hookspecs import hookimpl
-from tkr_host.host import Host
 from tkr_host.types import Message, Principal, SecurityEvent
 
 log = logging.getLogger(__name__)

@@ -7,16 +7,17 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from quart import Blueprint, Quart, request
 
+from tkr_host._host import Host
+from tkr_host.api import HostAPI
 from tkr_host.dispatch import identify, validation_error
 from tkr_host.errors import HostError
 from tkr_host.handshake import bearer_token, peer_address
 from tkr_host.hookspecs import hookimpl
-from tkr_host.host import Host
 from tkr_host.namespaces.chat import History, read_history
 from tkr_host.plugins import call_all, list_plugins
 from tkr_host.types import Handshake, Principal
@@ -35,10 +36,12 @@ def error_response(error: HostError) -> tuple[dict[str, Any], int, dict[str, str
     return {"error": error.to_wire()}, STATUS.get(error.category, 500), headers
 
 
-async def http_principal(host: Host) -> Principal:
+async def http_principal(host: HostAPI) -> Principal:
     """Authenticate an HTTP request by its Bearer header, as a connect would be,
     and let ``on_http_request`` refuse it (a banned principal), as ``on_connect``
     refuses a socket."""
+    # Every HostAPI a hook is handed is the concrete Host; identify() is the core's.
+    host = cast(Host, host)
     headers = {key.lower(): value for key, value in request.headers.items()}
     peer = peer_address(request.scope, headers, host.settings.host.trusted_proxies)
     principal = await identify(host, Handshake(namespace="http", token=bearer_token(headers), headers=headers, peer=peer))

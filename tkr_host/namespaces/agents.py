@@ -14,15 +14,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tkr_host._host import Connection, Host
+from tkr_host._presence import AgentState
+from tkr_host._streams import OpenStream
+from tkr_host.api import MessageContext
 from tkr_host.dispatch import NamespaceSpec, validation_error
 from tkr_host.errors import HostError
-from tkr_host.host import Connection, Host
 from tkr_host.namespaces.chat import announce, depart_all
 from tkr_host.pipeline import check_addressing, member_session, send_message, store_and_deliver
-from tkr_host.presence import AgentState
 from tkr_host.rooms import agent_room, session_room
-from tkr_host.streams import OpenStream
-from tkr_host.types import Message, MessageContext, MessageDraft, MessageStatus, utc_now
+from tkr_host.types import Message, MessageDraft, MessageStatus, utc_now
 
 log = logging.getLogger(__name__)
 

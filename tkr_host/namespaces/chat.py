@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tkr_host._host import Connection, Host
 from tkr_host.dispatch import NamespaceSpec
 from tkr_host.errors import HostError
-from tkr_host.host import Connection, Host
 from tkr_host.pipeline import member_session, send_message
 from tkr_host.rooms import principal_room, session_room
 from tkr_host.types import MAX_SAFE_INTEGER, Member, PrincipalId, PrincipalKind, ReceiptStatus, SecurityEvent, Session, principal_key

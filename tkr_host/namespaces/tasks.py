@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tkr_host._host import Connection, Host
 from tkr_host.dispatch import NamespaceSpec
 from tkr_host.errors import HostError
-from tkr_host.host import Connection, Host
 from tkr_host.rooms import task_room
 
 

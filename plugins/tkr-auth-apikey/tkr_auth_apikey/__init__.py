@@ -19,7 +19,7 @@ from tkr_auth_apikey.verify import verify_key
 from tkr_host import Handshake, Principal, hookimpl
 
 if TYPE_CHECKING:
-    from tkr_host.host import Host
+    from tkr_host import HostAPI
 
 __all__ = ["ApiKeySettings", "authenticate", "config_model", "register_commands"]
 
@@ -30,7 +30,7 @@ def config_model() -> type[BaseModel]:
 
 
 @hookimpl
-def authenticate(host: Host, handshake: Handshake) -> Principal | None:
+def authenticate(host: HostAPI, handshake: Handshake) -> Principal | None:
     # Synchronous on purpose: one SHA-256 and one dictionary lookup.
     if handshake.token is None:
         return None  # no credential: the host answers auth.required

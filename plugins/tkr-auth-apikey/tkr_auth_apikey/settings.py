@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic_core import PydanticCustomError
 
 from tkr_auth_apikey.keys import DIGEST_PATTERN, PREFIX
-from tkr_host import Principal
-from tkr_host.types import PrincipalKind
+from tkr_host import Principal, PrincipalKind
 
 #: The plugin's entry-point name: its config table and its key in ``host.config``.
 PLUGIN_NAME = "auth_apikey"

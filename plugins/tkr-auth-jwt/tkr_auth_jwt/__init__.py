@@ -18,7 +18,7 @@ from tkr_auth_jwt.verify import verify_token
 from tkr_host import Handshake, Principal, hookimpl
 
 if TYPE_CHECKING:
-    from tkr_host.host import Host
+    from tkr_host import HostAPI
 
 __all__ = ["JwtSettings", "authenticate", "config_model", "register_commands"]
 
@@ -29,7 +29,7 @@ def config_model() -> type[BaseModel]:
 
 
 @hookimpl
-def authenticate(host: Host, handshake: Handshake) -> Principal | None:
+def authenticate(host: HostAPI, handshake: Handshake) -> Principal | None:
     # Synchronous on purpose: verifying is CPU work on keys already in memory.
     if handshake.token is None:
         return None  # no credential: the host answers auth.required

@@ -12,7 +12,7 @@ import sys
 from tkr_auth_jwt.mint import MintError, mint_token, parse_ttl
 from tkr_auth_jwt.settings import PLUGIN_NAME, JwtSettings
 from tkr_auth_jwt.verify import KINDS, KINDS_TEXT
-from tkr_host.cli import add_config_argument, load_config
+from tkr_host import add_config_argument, load_config
 
 USAGE_ERROR = 2
 

@@ -16,7 +16,7 @@ import jwt
 
 from tkr_auth_jwt.settings import JwtSettings
 from tkr_auth_jwt.verify import KINDS, KINDS_TEXT
-from tkr_host.types import has_hidden_characters
+from tkr_host import has_hidden_characters
 
 _TTL = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

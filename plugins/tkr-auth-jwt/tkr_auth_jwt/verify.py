@@ -22,8 +22,7 @@ from pydantic import ValidationError
 
 from tkr_auth_jwt.keys import VerifyingKey
 from tkr_auth_jwt.settings import JwtSettings
-from tkr_host import HostError, Principal
-from tkr_host.types import has_hidden_characters
+from tkr_host import HostError, Principal, has_hidden_characters
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from quart import Blueprint, Quart
 
 from tkr_flags.rules import FlagBook, bucket, is_on
 from tkr_flags.settings import FlagRule, FlagsSettings
-from tkr_host import ConfigError, Host, HostError, Principal, error_response, hookimpl, http_principal
+from tkr_host import ConfigError, HostAPI, HostError, Principal, error_response, hookimpl, http_principal
 
 __all__ = ["FlagBook", "FlagRule", "FlagsSettings", "bucket", "config_model", "is_on", "reload_flags"]
 
@@ -28,14 +28,14 @@ PLUGIN_NAME = "flags"
 log = logging.getLogger("tkr_flags")
 
 
-def book(host: Host) -> FlagBook:
+def book(host: HostAPI) -> FlagBook:
     found: FlagBook | None = host.extensions.get(PLUGIN_NAME)
     if found is None:
         found = host.extensions[PLUGIN_NAME] = FlagBook(host.config(PLUGIN_NAME, FlagsSettings))
     return found
 
 
-def reload_flags(host: Host) -> bool:
+def reload_flags(host: HostAPI) -> bool:
     """Read ``[plugins.flags]`` again; True when the new flags are in force."""
     try:
         host.reload_config(PLUGIN_NAME)
@@ -53,7 +53,7 @@ def config_model() -> type[BaseModel]:
 
 
 @hookimpl
-def host_startup(host: Host) -> None:
+def host_startup(host: HostAPI) -> None:
     book(host)
     # SIGHUP reaches the main thread's loop only; an embedded host in another
     # thread keeps its flags until restarted.
@@ -63,19 +63,19 @@ def host_startup(host: Host) -> None:
 
 
 @hookimpl
-def host_shutdown(host: Host) -> None:
+def host_shutdown(host: HostAPI) -> None:
     if host.extensions.pop(f"{PLUGIN_NAME}.sighup", False):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
 
 @hookimpl
-def feature_flag(host: Host, name: str, principal: Principal) -> bool | None:
+def feature_flag(host: HostAPI, name: str, principal: Principal) -> bool | None:
     return book(host).enabled(name, principal)
 
 
 @hookimpl
-def register_blueprints(host: Host, app: Quart) -> None:
+def register_blueprints(host: HostAPI, app: Quart) -> None:
     routes = Blueprint("tkr_flags", __name__)
 
     @routes.get("/api/v1/flags")

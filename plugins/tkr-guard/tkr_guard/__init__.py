@@ -18,7 +18,7 @@ from tkr_guard.commands import add_bans_command
 from tkr_guard.guard import Guard
 from tkr_guard.scoring import Target
 from tkr_guard.settings import PLUGIN_NAME, GuardSettings
-from tkr_host import Handshake, Host, Principal, SecurityEvent, hookimpl
+from tkr_host import Handshake, HostAPI, Principal, SecurityEvent, hookimpl
 
 __all__ = ["GuardSettings"]
 
@@ -29,21 +29,21 @@ def config_model() -> type[BaseModel]:
 
 
 @hookimpl
-async def host_startup(host: Host) -> None:
+async def host_startup(host: HostAPI) -> None:
     guard = Guard(host, host.config(PLUGIN_NAME, GuardSettings))
     await guard.start()
     host.extensions[PLUGIN_NAME] = guard
 
 
 @hookimpl
-async def host_shutdown(host: Host) -> None:
+async def host_shutdown(host: HostAPI) -> None:
     guard = host.extensions.pop(PLUGIN_NAME, None)
     if isinstance(guard, Guard):
         await guard.stop()
 
 
 @hookimpl(tryfirst=True)
-async def authenticate(host: Host, handshake: Handshake) -> Principal | None:
+async def authenticate(host: HostAPI, handshake: Handshake) -> Principal | None:
     # First of all authenticators: a banned address is refused before any
     # credential is looked at. Never accepts anyone itself.
     guard = Guard.of(host)
@@ -57,7 +57,7 @@ async def authenticate(host: Host, handshake: Handshake) -> Principal | None:
 
 
 @hookimpl(tryfirst=True)
-async def on_connect(host: Host, principal: Principal, sid: str, namespace: str, peer: str) -> None:
+async def on_connect(host: HostAPI, principal: Principal, sid: str, namespace: str, peer: str) -> None:
     # First of the observers, so that none of them sees a connect refused here.
     guard = Guard.of(host)
     if guard is not None:
@@ -65,7 +65,7 @@ async def on_connect(host: Host, principal: Principal, sid: str, namespace: str,
 
 
 @hookimpl(tryfirst=True)
-async def on_http_request(host: Host, principal: Principal, peer: str, path: str) -> None:
+async def on_http_request(host: HostAPI, principal: Principal, peer: str, path: str) -> None:
     # The address was checked in `authenticate`; a banned principal is refused
     # here, on every authenticated route, wherever it comes from.
     guard = Guard.of(host)
@@ -74,21 +74,21 @@ async def on_http_request(host: Host, principal: Principal, peer: str, path: str
 
 
 @hookimpl
-def on_disconnect(host: Host, principal: Principal, sid: str, namespace: str, reason: str) -> None:
+def on_disconnect(host: HostAPI, principal: Principal, sid: str, namespace: str, reason: str) -> None:
     guard = Guard.of(host)
     if guard is not None:
         guard.forget(sid, namespace)
 
 
 @hookimpl
-async def on_security_event(host: Host, event: SecurityEvent) -> None:
+async def on_security_event(host: HostAPI, event: SecurityEvent) -> None:
     guard = Guard.of(host)
     if guard is not None:
         await guard.observe(event)
 
 
 @hookimpl
-def register_blueprints(host: Host, app: Quart) -> None:
+def register_blueprints(host: HostAPI, app: Quart) -> None:
     app.register_blueprint(routes.blueprint(host))
 
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import redis.asyncio as redis
 
 from tkr_guard.scoring import Charge, Tally, Target, add_to, sort_bans
-from tkr_host.types import format_ts
+from tkr_host import format_ts
 
 log = logging.getLogger(__name__)
 

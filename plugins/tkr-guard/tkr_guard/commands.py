@@ -28,7 +28,7 @@ import redis
 from tkr_guard.backends import Ban, RedisBackend
 from tkr_guard.scoring import Target
 from tkr_guard.settings import PLUGIN_NAME, GuardSettings
-from tkr_host.cli import add_config_argument, load_config
+from tkr_host import add_config_argument, load_config
 
 TOKEN_ENV = "TKR_ADMIN_TOKEN"
 NOT_FOUND, USAGE_ERROR = 1, 2

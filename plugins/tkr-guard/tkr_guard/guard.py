@@ -19,9 +19,7 @@ from tkr_guard.backends import Backend, Ban, MemoryBackend, RedisBackend
 from tkr_guard.idle import IdleReaper
 from tkr_guard.scoring import Policy, Target, matches
 from tkr_guard.settings import PLUGIN_NAME, GuardSettings
-from tkr_host.errors import HostError
-from tkr_host.host import Host
-from tkr_host.types import SecurityEvent
+from tkr_host import HostAPI, HostError, SecurityEvent
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,7 @@ def banned_error(ban: Ban) -> HostError:
 
 
 class Guard:
-    def __init__(self, host: Host, settings: GuardSettings, backend: Backend | None = None) -> None:
+    def __init__(self, host: HostAPI, settings: GuardSettings, backend: Backend | None = None) -> None:
         self.host = host
         self.settings = settings
         self.policy = Policy.from_settings(settings)
@@ -61,7 +59,7 @@ class Guard:
         self._watch: asyncio.Task[Any] | None = None
 
     @classmethod
-    def of(cls, host: Host) -> Guard | None:
+    def of(cls, host: HostAPI) -> Guard | None:
         guard = host.extensions.get(PLUGIN_NAME)
         return guard if isinstance(guard, Guard) else None
 
@@ -144,9 +142,11 @@ class Guard:
 
     def kick(self, bans: Sequence[Ban]) -> int:
         """Tell each live socket of the banned sources why, then close it (in the background)."""
-        self.kicking &= self.host.connections.keys()
+        connections = self.host.list_connections()
+        self.kicking &= {(conn.namespace, conn.sid) for conn in connections}
         told = 0
-        for key, conn in list(self.host.connections.items()):
+        for conn in connections:
+            key = (conn.namespace, conn.sid)
             if key in self.kicking:
                 continue
             ban = next((ban for ban in bans if matches(ban.target, conn.peer, conn.principal.id)), None)

@@ -1,6 +1,6 @@
 """Stale connections: close sockets that sent no event for ``idle_timeout_s``.
 
-The host stamps ``Connection.last_event_at`` (``time.monotonic()``) on connect
+The host stamps ``ConnectionView.last_event_at`` (``time.monotonic()``) on connect
 and on every application event; Engine.IO pings do not count, so a socket that
 only keeps its transport alive is idle. Each stale socket is first told why
 with an ``error`` event (``protocol.idle_timeout``), then its transport is closed.
@@ -13,15 +13,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from tkr_host.errors import HostError
-from tkr_host.host import Connection, Host
+from tkr_host import ConnectionView, HostAPI, HostError
 
 log = logging.getLogger(__name__)
 
 ConnectionKey = tuple[str, str]
 
 
-def stale(connections: Iterable[Connection], now: float, timeout_s: float) -> list[Connection]:
+def stale(connections: Iterable[ConnectionView], now: float, timeout_s: float) -> list[ConnectionView]:
     """The connections whose last event is ``timeout_s`` or more before ``now``."""
     return [conn for conn in connections if now - conn.last_event_at >= timeout_s]
 
@@ -34,7 +33,7 @@ def sweep_interval(timeout_s: float) -> float:
 class IdleReaper:
     """The background task that closes idle sockets on this node."""
 
-    def __init__(self, host: Host, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, host: HostAPI, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.host = host
         self.timeout_s = timeout_s
         self.clock = clock
@@ -70,9 +69,9 @@ class IdleReaper:
 
     async def sweep(self) -> int:
         """Close every stale socket once; return how many were told to go."""
-        connections = self.host.connections
-        self.closing &= connections.keys()
-        due = [conn for conn in stale(connections.values(), self.clock(), self.timeout_s)
+        connections = self.host.list_connections()
+        self.closing &= {(conn.namespace, conn.sid) for conn in connections}
+        due = [conn for conn in stale(connections, self.clock(), self.timeout_s)
                if (conn.namespace, conn.sid) not in self.closing]
         if not due:
             return 0

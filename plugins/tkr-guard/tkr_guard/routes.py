@@ -13,15 +13,12 @@ from quart import Blueprint, request
 
 from tkr_guard.guard import Guard
 from tkr_guard.scoring import Target
-from tkr_host.defaults.routes import error_response, http_principal
-from tkr_host.errors import HostError
-from tkr_host.host import Host
-from tkr_host.types import Principal
+from tkr_host import HostAPI, HostError, Principal, error_response, http_principal
 
 ADMIN_ROLE = "admin"
 
 
-async def require_admin(host: Host) -> Principal:
+async def require_admin(host: HostAPI) -> Principal:
     principal = await http_principal(host)
     if ADMIN_ROLE not in principal.roles:
         raise HostError("permission.admin", message="Only principals with the admin role may manage bans.",
@@ -29,14 +26,14 @@ async def require_admin(host: Host) -> Principal:
     return principal
 
 
-def guard_of(host: Host) -> Guard:
+def guard_of(host: HostAPI) -> Guard:
     guard = Guard.of(host)
     if guard is None:
         raise HostError("internal.not_started", message="The guard has not started.")
     return guard
 
 
-def blueprint(host: Host) -> Blueprint:
+def blueprint(host: HostAPI) -> Blueprint:
     routes = Blueprint("tkr_guard", __name__)
 
     async def answer(operation: Any) -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tkr_host.types import SecurityEvent
+from tkr_host import SecurityEvent
 
 TargetKind = Literal["ip", "principal"]
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tkr_host import Host, MessageType, hookimpl
+from tkr_host import HostAPI, MessageType, hookimpl
 from tkr_messages_core.context import ContextType
 from tkr_messages_core.task import TaskType
 from tkr_messages_core.text import TextType
 
 
 @hookimpl
-def register_message_types(host: Host) -> list[MessageType]:
+def register_message_types(host: HostAPI) -> list[MessageType]:
     return [TextType(), ContextType(), TaskType()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from tkr_host import Host, RateLimiter, hookimpl
+from tkr_host import HostAPI, RateLimiter, hookimpl
 from tkr_ratelimit.backends import Backend, MemoryBackend, RedisBackend, build_backend
 from tkr_ratelimit.buckets import BucketTable, Rate, gcra
 from tkr_ratelimit.settings import PLUGIN_NAME, RateLimitSettings
@@ -36,7 +36,7 @@ def config_model() -> type[BaseModel]:
 
 
 @hookimpl
-def rate_limiter(host: Host) -> RateLimiter:
+def rate_limiter(host: HostAPI) -> RateLimiter:
     # Built here (the host asks once, before host_startup), started in host_startup.
     backend = build_backend(host.config(PLUGIN_NAME, RateLimitSettings))
     host.extensions[PLUGIN_NAME] = backend
@@ -44,7 +44,7 @@ def rate_limiter(host: Host) -> RateLimiter:
 
 
 @hookimpl
-async def host_startup(host: Host) -> None:
+async def host_startup(host: HostAPI) -> None:
     # The host keeps one list of trusted proxies, because the limiter, the guard
     # and the HTTP routes must all see the same client address.
     proxies = host.settings.host.trusted_proxies
@@ -56,7 +56,7 @@ async def host_startup(host: Host) -> None:
 
 
 @hookimpl
-async def host_shutdown(host: Host) -> None:
+async def host_shutdown(host: HostAPI) -> None:
     backend: Backend | None = host.extensions.pop(PLUGIN_NAME, None)
     if backend is not None:
         await backend.close()

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from tkr_host import Host, RecoveryStrategy, hookimpl
+from tkr_host import HostAPI, RecoveryStrategy, hookimpl
 from tkr_host.testing import deep_merge
 
 FAST = {
@@ -81,7 +81,7 @@ class Probe:
         self.handles = frozenset({"store"})
 
     @hookimpl
-    def recovery_strategies(self, host: Host) -> list[RecoveryStrategy]:
+    def recovery_strategies(self, host: HostAPI) -> list[RecoveryStrategy]:
         return [self]
 
     async def run(self, operation, context):

@@ -12,7 +12,7 @@ import functools
 from prometheus_client import Gauge
 from pydantic import BaseModel
 
-from tkr_host import Host, RecoveryStrategy, hookimpl
+from tkr_host import HostAPI, RecoveryStrategy, hookimpl
 from tkr_recovery.chain import StoreGuard, order_strategies
 from tkr_recovery.settings import RecoverySettings
 from tkr_recovery.strategies import CircuitBreaker, RetryWithBackoff
@@ -26,7 +26,7 @@ def config_model() -> type[BaseModel]:
 
 
 @hookimpl
-def recovery_strategies(host: Host) -> list[RecoveryStrategy]:
+def recovery_strategies(host: HostAPI) -> list[RecoveryStrategy]:
     settings = host.config(PLUGIN_NAME, RecoverySettings)
     return [
         RetryWithBackoff(settings.retry_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s, settings.retry_budget_s),
@@ -35,12 +35,12 @@ def recovery_strategies(host: Host) -> list[RecoveryStrategy]:
 
 
 @hookimpl
-def host_startup(host: Host) -> None:
+def host_startup(host: HostAPI) -> None:
     settings = host.config(PLUGIN_NAME, RecoverySettings)
     offered = [strategy for strategies in host.pm.hook.recovery_strategies(host=host) for strategy in strategies or []]
     guard = StoreGuard(order_strategies(offered, settings.order))
     host.extensions[PLUGIN_NAME] = guard
-    host.store_guard = guard
+    host.install_store_guard(guard)
     export_breaker_state(host, guard)
 
 
@@ -48,7 +48,7 @@ def host_startup(host: Host) -> None:
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 
-def export_breaker_state(host: Host, guard: StoreGuard) -> None:
+def export_breaker_state(host: HostAPI, guard: StoreGuard) -> None:
     """Each circuit breaker's state on ``/metrics``, read at every scrape."""
     gauge = Gauge("tkr_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["strategy"],
                   registry=host.metrics.registry)

@@ -23,7 +23,8 @@ import socketio
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
-from tkr_host import Host, hookimpl
+from tkr_host import HostAPI as Host
+from tkr_host import hookimpl
 
 PLUGIN_NAME = "redis"
 READINESS_CLIENT = "redis.readiness_client"
@@ -98,7 +99,7 @@ def readiness_checks(host: Host) -> dict[str, Callable[[], Awaitable[bool]]] | N
 
 @hookimpl
 async def host_shutdown(host: Host) -> None:
-    manager = host.sio.manager
+    manager = host.client_manager
     if not isinstance(manager, socketio.AsyncRedisManager):
         return
     # The listener runs forever and keeps a Redis connection: stop both.

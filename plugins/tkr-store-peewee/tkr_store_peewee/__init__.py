@@ -15,7 +15,7 @@ from tkr_store_peewee.settings import StoreSettings
 from tkr_store_peewee.store import PeeweeStore
 
 if TYPE_CHECKING:
-    from tkr_host.host import Host
+    from tkr_host import HostAPI as Host
 
 #: The plugin's entry-point name, which is also its config table.
 NAME = "store_peewee"
@@ -35,7 +35,7 @@ def message_store(host: Host) -> PeeweeStore:
 
 @hookimpl
 def register_commands(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from tkr_host.cli import add_config_argument
+    from tkr_host import add_config_argument
 
     parser = subcommands.add_parser("migrate", help="apply the store's pending schema migrations")
     add_config_argument(parser)
@@ -43,7 +43,7 @@ def register_commands(subcommands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def _migrate_command(args: argparse.Namespace) -> int:
-    from tkr_host.cli import load_config
+    from tkr_host import load_config
 
     _, plugin_settings = load_config(args)
     settings = plugin_settings.get(NAME)

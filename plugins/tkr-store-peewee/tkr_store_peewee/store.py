@@ -24,8 +24,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from tkr_host import AppendResult, ContextRecord, HostError, Member, Message, MessageDraft, Session, format_ts, utc_now
-from tkr_host.types import ReceiptStatus
+from tkr_host import AppendResult, ContextRecord, HostError, Member, Message, MessageDraft, ReceiptStatus, Session, format_ts, utc_now
 from tkr_store_peewee.database import ensure_parent_dir, is_sqlite, open_database
 from tkr_store_peewee.failures import guarded, is_foreign_key_violation
 from tkr_store_peewee.migrations import STEPS, Step, apply_migrations

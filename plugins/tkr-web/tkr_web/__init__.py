@@ -10,7 +10,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 from quart import Quart
 
-from tkr_host import Host, hookimpl
+from tkr_host import HostAPI as Host
+from tkr_host import hookimpl
 from tkr_web.assets import collect
 from tkr_web.renderers import RendererSpecs, collect_renderers
 from tkr_web.routes import install
