@@ -79,6 +79,7 @@ test: lint typecheck pytest
 # docs/plugins.md is generated from tkr_host/hookspecs.py; a test fails when it is stale.
 docs: $(STAMP)
 	$(BIN)/python scripts/hook_reference.py
+	$(BIN)/python scripts/error_reference.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -122,7 +122,7 @@ def test_list_plugins_names_distribution_version_and_hooks():
     core = infos["messages_core"]
     assert core.distribution == "tkr-messages-core"
     assert core.version == "0.1.0"
-    assert core.hooks == ["register_message_types"]
+    assert core.hooks == ["error_codes", "register_message_types"]
     assert infos["tkr_host.defaults.manager"].distribution == "tkr-host"
 
 

@@ -8,6 +8,7 @@ whose names start with ``_`` are the runtime and may change at any time.
 
 from __future__ import annotations
 
+from tkr_host._version import __version__
 from tkr_host.api import ConnectionView, HostAPI, MessageContext, MessageType, StoreGuard
 from tkr_host.cli import add_config_argument, load_config
 from tkr_host.config import ConfigError, Settings
@@ -35,8 +36,6 @@ from tkr_host.types import (
     has_hidden_characters,
     utc_now,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AppendResult",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from tkr_host.errors import HostError
+from tkr_host.errors import ErrorCode, HostError
 from tkr_host.types import (
     Handshake,
     Message,
@@ -81,6 +81,32 @@ def config_model() -> type[BaseModel] | None:
         @hookimpl
         def config_model() -> type[BaseModel]:
             return PollSettings
+    """
+
+
+@hookspec
+def error_codes() -> dict[str, ErrorCode] | None:
+    """Register the error codes this plugin raises, with their defaults.
+
+    The core's catalogue (``tkr_host/errors.py``) holds only the core's codes; a
+    plugin's own codes are registered here, and docs/protocol.md's table of codes
+    is generated from both. A ``HostError`` of a registered code takes the
+    entry's message, hint and severity for whatever it does not set itself. A code
+    is ``category.reason`` with one of the host's categories. Two plugins that
+    register one code, or a plugin that registers a core code, stop start-up
+    with an error naming both.
+
+    :return: ``{code: ErrorCode(message, hint, severity, when=...)}``, or None.
+
+    Calling convention: sync, called by the host for each plugin on its own when
+    the plugin manager is built, so each code is tied to the plugin that gave it.
+
+    Example::
+
+        @hookimpl
+        def error_codes() -> dict[str, ErrorCode]:
+            return {"not_found.poll": ErrorCode("There is no such poll.", "Check the poll_id.",
+                                                when="a vote names a poll that was never opened")}
     """
 
 

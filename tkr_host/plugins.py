@@ -29,7 +29,9 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from tkr_host import hookspecs
+from tkr_host._version import __version__
 from tkr_host.config import ConfigError, Settings, describe_validation_error, resolve_secrets
+from tkr_host.errors import CATALOG, PLUGIN_CODES, ErrorCode, code_problem
 
 log = logging.getLogger(__name__)
 trace_log = logging.getLogger("tkr_host.hooks")
@@ -74,6 +76,7 @@ def make_plugin_manager(
         pm.register(plugin, name=plugin_name)
     pm.check_pending()
     refuse_wrappers_of_async_hooks(pm)
+    register_error_codes(pm)
     if tracing():
         trace_sync_hooks(pm)
     return pm
@@ -94,6 +97,37 @@ def refuse_wrappers_of_async_hooks(pm: pluggy.PluginManager) -> None:
                     "calls its implementations one at a time, so no wrapper can run around them. Make it a plain "
                     "implementation (use tryfirst=True or trylast=True to choose its place)."
                 )
+
+
+def plugin_error_codes(pm: pluggy.PluginManager) -> dict[str, tuple[str, ErrorCode]]:
+    """Every plugin's ``error_codes``, by code, with the plugin that gave it.
+
+    Each implementation is called on its own, so that a duplicate names both
+    plugins. A core code, a duplicate, or a code that is not ``category.reason``
+    with a known category is a :class:`PluginError`.
+    """
+    found: dict[str, tuple[str, ErrorCode]] = {}
+    for impl in reversed(pm.hook.error_codes.get_hookimpls()):
+        offered: Any = impl.function() or {}
+        if not isinstance(offered, Mapping):
+            raise PluginError(f"plugin {impl.plugin_name}: error_codes returned a {type(offered).__name__}, not a dict of codes")
+        for code, entry in offered.items():
+            problem = code_problem(code)
+            if problem is None and not isinstance(entry, ErrorCode):
+                problem = f"the entry of {code!r} is a {type(entry).__name__}, not a tkr_host.ErrorCode"
+            if problem is None and code in CATALOG:
+                problem = f"{code!r} is a code of the host itself; pick another reason"
+            if problem is None and code in found:
+                problem = f"{code!r} is registered by plugin {found[code][0]} already; one code has one owner"
+            if problem is not None:
+                raise PluginError(f"plugin {impl.plugin_name}: error_codes: {problem}")
+            found[code] = (impl.plugin_name, entry)
+    return found
+
+
+def register_error_codes(pm: pluggy.PluginManager) -> None:
+    """Check the plugins' error codes, then make HostError find their defaults."""
+    PLUGIN_CODES.update(plugin_error_codes(pm))
 
 
 # --- tracing -----------------------------------------------------------------
@@ -239,8 +273,6 @@ def list_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
         if dist is not None:
             distribution, version = dist.project_name, dist.version
         elif name.startswith("tkr_host."):
-            from tkr_host import __version__
-
             distribution, version = "tkr-host", __version__
         else:
             distribution, version = None, None

@@ -8,4 +8,4 @@ from tkr_host.namespaces import agents, chat, tasks
 
 
 def all_namespaces() -> list[NamespaceSpec]:
-    return [chat.namespace(), agents.namespace(), tasks.namespace()]
+    return [chat.namespace(stream_stop=agents.stream_stop), agents.namespace(), tasks.namespace()]

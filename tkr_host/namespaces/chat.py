@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tkr_host._host import Connection, Host
-from tkr_host.dispatch import NamespaceSpec
+from tkr_host.dispatch import EventHandler, NamespaceSpec
 from tkr_host.errors import HostError
 from tkr_host.pipeline import member_session, send_message
 from tkr_host.rooms import principal_room, session_room
@@ -228,10 +228,9 @@ async def left(host: Host, conn: Connection) -> None:
     await depart_all(host, conn)
 
 
-def namespace() -> NamespaceSpec:
-    # Imported here: stream:stop ends an agent's stream, and agents.py imports this module.
-    from tkr_host.namespaces.agents import stream_stop
-
+def namespace(stream_stop: EventHandler) -> NamespaceSpec:
+    """``/chat``; ``stream_stop`` is agents.py's (a member stops an agent's stream),
+    passed in because agents.py imports this module."""
     return NamespaceSpec(
         path="/chat",
         events={

@@ -18,7 +18,7 @@ from tkr_guard.commands import add_bans_command
 from tkr_guard.guard import Guard
 from tkr_guard.scoring import Target
 from tkr_guard.settings import PLUGIN_NAME, GuardSettings
-from tkr_host import Handshake, HostAPI, Principal, SecurityEvent, hookimpl
+from tkr_host import ErrorCode, Handshake, HostAPI, Principal, SecurityEvent, hookimpl
 
 __all__ = ["GuardSettings"]
 
@@ -26,6 +26,24 @@ __all__ = ["GuardSettings"]
 @hookimpl
 def config_model() -> type[BaseModel]:
     return GuardSettings
+
+
+@hookimpl
+def error_codes() -> dict[str, ErrorCode]:
+    return {
+        "auth.banned": ErrorCode("This source is temporarily banned.", "Wait until the ban ends, then reconnect.",
+                                 when="the address or principal is banned; a banned socket that is already connected gets it "
+                                      "as an `error` event and is disconnected"),
+        "protocol.idle_timeout": ErrorCode("The connection was idle too long.", "Reconnect when you need the connection again.", "info",
+                                           when="the socket sent no event for `idle_timeout_s`"),
+        "permission.admin": ErrorCode("Only principals with the admin role may manage bans.", "Use a token whose roles include admin.",
+                                      when="`/api/v1/bans` by a principal without the admin role"),
+        "validation.target": ErrorCode("A ban target is ip:ADDRESS, principal:ID, or a bare address or id.",
+                                       when="`DELETE /api/v1/bans/<target>` with a target that cannot be read"),
+        "not_found.ban": ErrorCode("There is no such ban.", "List the bans with GET /api/v1/bans; a ban may have ended by itself.",
+                                   when="`DELETE /api/v1/bans/<target>` of a target that is not banned"),
+        "internal.not_started": ErrorCode("The guard has not started.", when="`/api/v1/bans` before the guard started"),
+    }
 
 
 @hookimpl

@@ -222,8 +222,8 @@ async def test_the_host_lists_the_plugin(tkr_host: RunningHost) -> None:
         plugins = await response.json()
     poll = next(p for p in plugins if p["name"] == "poll")
     assert poll["distribution"] == "tkr-poll"
-    # web_renderers is tkr-web's hook: the poll card of the web chat (docs/web.md).
-    assert set(poll["hooks"]) == {"config_model", "register_message_types", "web_renderers"}
+    # web_renderers is tkr-web's hook: the poll card of the web chat (docs/web.md); error_codes its own codes.
+    assert set(poll["hooks"]) == {"config_model", "error_codes", "register_message_types", "web_renderers"}
 
 
 async def test_the_readme_examples_run(room: Room) -> None:
