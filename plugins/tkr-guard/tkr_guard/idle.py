@@ -1,7 +1,8 @@
 """Stale connections: close sockets that sent no event for ``idle_timeout_s``.
 
-The host stamps ``ConnectionView.last_event_at`` (``time.monotonic()``) on connect
-and on every application event; Engine.IO pings do not count, so a socket that
+The host stamps each socket's ``last_event_at`` (``time.monotonic()``) on connect
+and on every application event, and ``host.list_connections()`` hands the sweep
+read-only snapshots of them; Engine.IO pings do not count, so a socket that
 only keeps its transport alive is idle. Each stale socket is first told why
 with an ``error`` event (``protocol.idle_timeout``), then its transport is closed.
 """
