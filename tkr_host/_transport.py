@@ -35,6 +35,7 @@ What the transport adds to the stock stack, without forking a library:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
@@ -63,6 +64,10 @@ HOST_DISTRIBUTION = "tkr-host"
 ENGINEIO_METHODS = frozenset({"GET", "POST", "OPTIONS"})
 #: Close code for a second WebSocket of a session that is upgrading or upgraded.
 POLICY_VIOLATION = 1008
+#: How long a poll that arrives during an upgrade waits for the upgrade's last packet
+#: (python-engineio would answer it noop after the upgrade was sent), and how often it looks.
+UPGRADE_SETTLE_STEP_S = 0.005
+UPGRADE_SETTLE_STEPS = 10
 
 
 # --- the tested versions ------------------------------------------------------------
@@ -237,6 +242,15 @@ class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
     def open_session_count(self) -> int:
         return len(self.eio.sockets)
 
+    def pending_polls(self, eio_sid: str) -> int:
+        """Long-polling GETs of the session being answered now."""
+        return self._polls_in_flight.get(eio_sid, 0)
+
+    def is_upgraded(self, eio_sid: str) -> bool:
+        """Whether the session moved from long-polling to its WebSocket (or started on one)."""
+        socket = self.eio.sockets.get(eio_sid)
+        return bool(socket is not None and socket.upgraded)
+
     async def close_transport(self, eio_sid: str) -> None:
         """Close an Engine.IO session and its transport, without waiting on the client.
 
@@ -349,6 +363,13 @@ class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _poll(self, socket: Any, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         sid = socket.sid
+        if socket.upgrading:
+            # The client may have sent UPGRADE (5) already: its WebSocket frames pass
+            # through more tasks than this request did. Let them land, briefly.
+            for _ in range(UPGRADE_SETTLE_STEPS):
+                if not socket.upgrading:
+                    break
+                await asyncio.sleep(UPGRADE_SETTLE_STEP_S)
         if socket.upgraded:
             await _bad_request(scope, send, 3, "Bad request")
             return
