@@ -111,6 +111,12 @@ async def test_a_close_by_post_answers_the_pending_poll_with_a_noop(tkr_host: Ru
     assert (await poll(http, tkr_host, sid))[0] == 400
 
 
+async def test_a_post_is_answered_ok_as_the_protocol_spells_it(tkr_host: RunningHost, http: aiohttp.ClientSession) -> None:
+    sid = (await open_polling(http, tkr_host))["sid"]
+    async with http.post(eio_url(tkr_host, transport="polling", sid=sid), data="3") as response:
+        assert (response.status, await response.text()) == (200, "ok")  # python-engineio: OK
+
+
 async def upgrade(http: aiohttp.ClientSession, host: RunningHost, sid: str) -> aiohttp.ClientWebSocketResponse:
     ws = await http.ws_connect(eio_url(host, transport="websocket", sid=sid))
     await ws.send_str("2probe")

@@ -21,7 +21,8 @@ What the transport adds to the stock stack, without forking a library:
   pending poll is answered ``6`` (noop) when the client closes the session
   with a POST; a poll or a WebSocket for a session that is upgrading or upgraded
   is refused (python-engineio would start a second upgrade that waits for ever
-  for its probe); and ``pingInterval`` is advertised in milliseconds as
+  for its probe); a POST is answered ``ok``, as the protocol spells it (not ``OK``);
+  and ``pingInterval`` is advertised in milliseconds as
   configured (python-engineio truncates it to whole seconds, so 0.3 s is 0).
 * **permessage-deflate under the host's control** (``[host] websocket_compression``,
   ``websocket_compression_min_bytes``). Hypercorn accepts every deflate offer
@@ -394,7 +395,14 @@ class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _post(self, socket: Any, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         was_closed = socket.closed
-        await self.eio.handle_request(scope, receive, send)
+
+        async def send_ok_as_the_protocol_spells_it(message: MutableMapping[str, Any]) -> None:
+            # The protocol: "HTTP 200, with the string `ok` in the response body"; python-engineio writes OK.
+            if message["type"] == "http.response.body" and message.get("body") == b"OK":
+                message = {**message, "body": b"ok"}
+            await send(message)
+
+        await self.eio.handle_request(scope, receive, send_ok_as_the_protocol_spells_it)
         if socket.closed and not was_closed and self._polls_in_flight.get(socket.sid):
             # The client closed the session: its pending poll ends with a noop.
             socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
