@@ -56,6 +56,8 @@ from socketio import packet
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import Opcode, RsvBits
 
+from tkr_host.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 #: The distributions whose internals this module uses; their ranges are pyproject.toml's.
@@ -74,8 +76,10 @@ UPGRADE_SETTLE_STEPS = 10
 # --- the tested versions ------------------------------------------------------------
 
 
-class TransportVersionError(RuntimeError):
-    """An installed library is outside the range the transport was tested with."""
+class TransportVersionError(ConfigError):
+    """An installed library is outside the range the transport was tested with.
+
+    A ConfigError, so that ``tkr-host`` prints it as one line and exits 2."""
 
 
 def supported_ranges() -> dict[str, Requirement]:
