@@ -80,12 +80,14 @@ async def test_an_unsupported_method_is_a_bad_request(tkr_host: RunningHost, htt
 
 async def test_a_poll_after_a_missed_heartbeat_is_a_bad_request(tkr_host: RunningHost, http: aiohttp.ClientSession) -> None:
     sid = (await open_polling(http, tkr_host))["sid"]
-    opened = time.monotonic()
-    # Not a synchronisation: the behaviour under test is time passing the deadline.
-    # The server pings after ping_interval; the client neither polls the ping nor
-    # answers it, and polls just after ping_timeout more. python-engineio's timer
-    # checks only now and then, and would answer this poll 200 with the stale ping.
-    await asyncio.sleep(max(0.0, opened + (PING_INTERVAL_MS + PING_TIMEOUT_MS) / 1000 + 0.05 - time.monotonic()))
+    # The server pings after ping_interval; this client neither polls the ping nor
+    # answers it. python-engineio's timer checks only now and then, and would answer
+    # a poll just after the deadline 200, with the stale ping.
+    await eventually(lambda: tkr_host.host.sio.heartbeat_deadline(sid) is not None)
+    deadline = tkr_host.host.sio.heartbeat_deadline(sid)
+    assert deadline is not None
+    # Not a synchronisation: the behaviour under test is the clock passing the deadline.
+    await eventually(lambda: time.time() > deadline + 0.01)
     status, _ = await poll(http, tkr_host, sid)
     assert status == 400
     assert not tkr_host.host.sio.is_open(sid)

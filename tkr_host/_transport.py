@@ -251,6 +251,13 @@ class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
         """Long-polling GETs of the session being answered now."""
         return self._polls_in_flight.get(eio_sid, 0)
 
+    def heartbeat_deadline(self, eio_sid: str) -> float | None:
+        """The ``time.time()`` by which the client must answer the ping it was sent; None when none is due."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None or not socket.last_ping:
+            return None
+        return float(socket.last_ping + self.eio.ping_timeout)
+
     def is_upgraded(self, eio_sid: str) -> bool:
         """Whether the session moved from long-polling to its WebSocket (or started on one)."""
         socket = self.eio.sockets.get(eio_sid)
@@ -378,7 +385,8 @@ class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
         if socket.upgraded:
             await _bad_request(scope, send, 3, "Bad request")
             return
-        if not socket.closed and socket.last_ping and time.time() - socket.last_ping > self.eio.ping_timeout:
+        deadline = self.heartbeat_deadline(sid)
+        if not socket.closed and deadline is not None and time.time() > deadline:
             # The heartbeat's deadline passed; python-engineio's timer would notice later.
             await socket.check_ping_timeout()
         if not socket.closed and self._polls_in_flight.get(sid):
