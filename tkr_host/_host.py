@@ -63,6 +63,8 @@ class SocketServer(Protocol):
 
     async def close_transport(self, eio_sid: str) -> None: ...
 
+    async def disconnect_socket(self, sid: str, namespace: str, error: dict[str, Any]) -> None: ...
+
     async def shutdown(self) -> None: ...
 
 
@@ -193,10 +195,7 @@ class Host:
     async def disconnect_client(self, sid: str, namespace: str, error: HostError) -> None:
         """Tell a socket why, then close its whole connection, transport included."""
         try:
-            eio_sid = self.sio.manager.eio_sid_from_sid(sid, namespace)
-            await self.sio.emit("error", error.to_wire(), to=sid, namespace=namespace)
-            if eio_sid is not None:
-                await self.sio.close_transport(eio_sid)
+            await self.sio.disconnect_socket(sid, namespace, error.to_wire())
         except Exception:
             log.exception("disconnecting %s from %s failed", sid, namespace)
 

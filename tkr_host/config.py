@@ -68,6 +68,11 @@ class HostSettings(BaseModel):
     max_unconnected_sessions_per_address: int = Field(default=16, ge=1, le=10_000)
     #: Open TCP connections of one address (0: no cap). Trusted proxies are exempt.
     max_connections_per_address: int = Field(default=256, ge=0, le=1_000_000)
+    #: Accept permessage-deflate when a client offers it (off, as in Node's socket.io):
+    #: a zlib state per direction costs memory per socket (docs/operations.md).
+    websocket_compression: bool = False
+    #: With compression on, messages smaller than this go out uncompressed (RFC 7692 allows it).
+    websocket_compression_min_bytes: int = Field(default=1024, ge=0, le=1_048_576)
     log_level: str = "info"
     #: ``text`` for people, ``json`` for one JSON object per line (time, level,
     #: logger, message, and request_id, sid, principal, namespace, event where known).

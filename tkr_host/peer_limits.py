@@ -88,13 +88,13 @@ class PeerLimitedSocket(socket.socket):
         # asyncio calls accept() until it raises BlockingIOError, so a refused
         # connection is closed here and the next one is taken.
         while True:
-            fd, address = self._accept()  # type: ignore[attr-defined]
+            accepted, address = super().accept()
             peer = str(address[0]) if isinstance(address, tuple) and address else ""
-            connection = CountedConnection(self.family, self.type, self.proto, fileno=fd)
+            blocking = accepted.getblocking()
+            connection = CountedConnection(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
+            connection.setblocking(blocking)  # as socket.socket.accept left it
             if self.counter.take(peer):
                 connection.counter, connection.address = self.counter, peer
-                if socket.getdefaulttimeout() is None and self.gettimeout():
-                    connection.setblocking(True)  # as socket.socket.accept does
                 return connection, address
             if self.counter.refused % REFUSALS_PER_LOG_LINE == 1:  # a flood must not flood the log
                 log.warning("refusing connections from %s: it holds %d open (max_connections_per_address); %d refused so far",

@@ -1,8 +1,10 @@
-"""python-socketio's server, with the protocol hygiene the reference server has.
+"""The host's rules for Engine.IO sessions and Socket.IO packets.
 
-Against the official Socket.IO and Engine.IO test suites, the stock stack keeps
-two kinds of connection open that the reference server closes. This subclass
-closes them, without forking the library:
+:class:`TkrServer` is the transport (:mod:`tkr_host._transport`, which alone
+touches python-socketio's internals) with the protocol hygiene the reference
+server has. Against the official Socket.IO and Engine.IO test suites, the stock
+stack keeps two kinds of connection open that the reference server closes. This
+subclass closes them:
 
 * an Engine.IO session that connects no namespace within
   ``[host] connect_timeout_s``;
@@ -33,9 +35,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import socketio
-from socketio import packet
-
+from tkr_host._transport import CompressionPolicy, SocketIOTransport
 from tkr_host.dispatch import RESERVED_EVENTS
 from tkr_host.errors import HostError, failure
 from tkr_host.handshake import headers_from_environ, headers_from_scope, peer_address
@@ -47,23 +47,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVED_NAMESPACES = ("/chat", "/agents", "/tasks")
-#: Socket.IO packet types that announce binary attachments (BINARY_EVENT, BINARY_ACK).
-BINARY_PACKET_TYPES = ("5", "6")
 #: A refused handshake is logged once, then once per this many.
 REFUSALS_PER_LOG_LINE = 1000
 
 
-class MalformedPacket(ValueError):
-    """A packet the host refuses before python-socketio parses it."""
-
-
-class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
+class TkrServer(SocketIOTransport):
     host: Host
 
     def __init__(self, **options: Any) -> None:
         # Events are answered in tasks started here, at most max_inflight_events
-        # per session at a time (see _handle_event), not one task per packet.
-        super().__init__(async_handlers=False, **options)
+        # per session at a time (see client_event), not one task per packet.
+        super().__init__(**options)
         #: The peer address of every Engine.IO session, and the sessions of each address.
         self._peer_of: dict[str, str] = {}
         self._sessions_of: dict[str, set[str]] = {}
@@ -73,39 +67,38 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
 
     # --- Engine.IO sessions: per address, and those that never connect a namespace ---
 
+    def compression_policy(self) -> CompressionPolicy:
+        settings = self.host.settings.host
+        return CompressionPolicy(settings.websocket_compression, settings.websocket_compression_min_bytes)
+
     def peer_of_environ(self, environ: Mapping[str, Any]) -> str:
         return peer_address(environ.get("asgi.scope"), headers_from_environ(environ), self.host.settings.host.trusted_proxies)
 
     def peer_of_scope(self, scope: Mapping[str, Any]) -> str:
         return peer_address(scope, headers_from_scope(scope), self.host.settings.host.trusted_proxies)
 
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+    async def session_refusal(self, eio_sid: str, environ: Mapping[str, Any]) -> dict[str, Any] | None:
         peer = self.peer_of_environ(environ)
         limit = self.host.settings.host.max_unconnected_sessions_per_address
         waiting = sum(1 for other in self._sessions_of.get(peer, ()) if not self._has_namespace(other))
-        if waiting >= limit:
-            self._refused_handshakes += 1
-            if self._refused_handshakes % REFUSALS_PER_LOG_LINE == 1:  # a flood must not flood the log
-                log.warning("refusing Engine.IO handshakes from %s: %d sessions of that address have connected no namespace "
-                            "yet (%d refused so far)", peer, waiting, self._refused_handshakes)
-            await self.host.security_event(SecurityEvent("rate_limited", peer, detail="engineio_sessions"))
-            error = HostError("rate_limit.connect", message="Too many sessions of this address have connected no namespace yet.",
-                              retry_after=1.0, hint="Connect a namespace on the sessions already open, or wait.")
-            # python-engineio answers anything but True/None with 401 and this body.
-            return error.to_wire()
-        result = await super()._handle_eio_connect(eio_sid, environ)
+        if waiting < limit:
+            return None
+        self._refused_handshakes += 1
+        if self._refused_handshakes % REFUSALS_PER_LOG_LINE == 1:  # a flood must not flood the log
+            log.warning("refusing Engine.IO handshakes from %s: %d sessions of that address have connected no namespace "
+                        "yet (%d refused so far)", peer, waiting, self._refused_handshakes)
+        await self.host.security_event(SecurityEvent("rate_limited", peer, detail="engineio_sessions"))
+        error = HostError("rate_limit.connect", message="Too many sessions of this address have connected no namespace yet.",
+                          retry_after=1.0, hint="Connect a namespace on the sessions already open, or wait.")
+        return error.to_wire()
+
+    def session_opened(self, eio_sid: str, environ: Mapping[str, Any]) -> None:
+        peer = self.peer_of_environ(environ)
         self._peer_of[eio_sid] = peer
         self._sessions_of.setdefault(peer, set()).add(eio_sid)
         self.host.spawn(self._close_if_no_namespace(eio_sid))
-        return result
 
-    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> Any:
-        try:
-            return await super()._handle_eio_disconnect(eio_sid, reason)
-        finally:
-            self._forget_session(eio_sid)
-
-    def _forget_session(self, eio_sid: str) -> None:
+    def session_closed(self, eio_sid: str) -> None:
         self._event_slots.pop(eio_sid, None)
         peer = self._peer_of.pop(eio_sid, None)
         sessions = self._sessions_of.get(peer, set()) if peer is not None else set()
@@ -124,20 +117,17 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
 
     # --- a second connect to the same namespace -----------------------------------------
 
-    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> Any:
-        namespace = namespace or "/"
+    async def connect_refusal(self, eio_sid: str, namespace: str) -> dict[str, Any] | None:
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:
-            return await super()._handle_connect(eio_sid, namespace, data)
+            return None
         error = HostError("protocol.already_connected", message=f"This socket is connected to {namespace} already.")
         await self.host.report_error(error, {"namespace": namespace, "event": "connect", "sid": None})
         # The same shape as every other refused connect (ConnectionRefusedError's).
-        await self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, namespace=namespace,
-                                                           data={"message": error.code, "data": error.to_wire()}))
-        return None
+        return {"message": error.code, "data": error.to_wire()}
 
     # --- event names the handlers must never see, and how many run at once ---------------
 
-    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> Any:
+    async def client_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         """Answer events whose name no handler may see, before python-socketio routes them;
         start the others, at most ``max_inflight_events`` of the session at a time.
 
@@ -158,12 +148,12 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
             # packets stay in Hypercorn's bounded queue and in TCP.
             await slots.acquire()
             self.host.spawn(self._answer_in_slot(slots, eio_sid, namespace, id, data))
-            return None
+            return
         namespace = namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         connection = self.host.connection(sid, namespace) if sid else None
         if connection is None:
-            return None
+            return
         if event == "*":
             error = HostError("validation.unknown_event", message="'*' is not an event.")
         else:
@@ -171,27 +161,16 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
             await self.host.security_event(SecurityEvent("reserved_event", connection.peer, connection.principal.id, sid, namespace, event))
         await self.host.report_error(error, {"namespace": namespace, "event": event, "sid": sid})
         if id is not None:
-            await self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[failure(error)]))
-        return None
+            await self.send_ack(eio_sid, namespace, id, [failure(error)])
 
     async def _answer_in_slot(self, slots: asyncio.Semaphore, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         try:
             # With async_handlers off, python-socketio answers the event inline.
-            await super()._handle_event(eio_sid, namespace, id, data)
+            await self.dispatch_event(eio_sid, namespace, id, data)
         finally:
             slots.release()
 
     # --- packets the library cannot handle ---------------------------------------------
-
-    async def _handle_eio_message(self, eio_sid: str, data: Any) -> Any:
-        try:
-            if not isinstance(data, str) or data[:1] in BINARY_PACKET_TYPES:
-                # Refused before python-socketio would wait for (and keep) attachments.
-                raise MalformedPacket("binary attachments")
-            return await super()._handle_eio_message(eio_sid, data)
-        except Exception as exc:
-            await self.malformed(eio_sid, type(exc).__name__ if not isinstance(exc, MalformedPacket) else str(exc))
-            return None
 
     async def malformed(self, eio_sid: str | None, detail: str, scope: Mapping[str, Any] | None = None) -> None:
         """Refuse a client's malformed input: one log line, a ``malformed_packet``
@@ -201,7 +180,7 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
         Input that arrives for a session closed already (the rest of a flood)
         is dropped without another event: one refusal per session.
         """
-        if eio_sid and eio_sid not in self.eio.sockets:
+        if eio_sid and not self.is_open(eio_sid):
             return
         environ = self.environ.get(eio_sid, {}) if eio_sid else {}
         # A session that is known has its environ; a frame refused before that, its ASGI scope.
@@ -217,19 +196,3 @@ class TkrServer(socketio.AsyncServer):  # type: ignore[misc]
                 await self.emit("error", error.to_wire(), to=sid, namespace=namespace)
         if eio_sid:
             await self.close_transport(eio_sid)
-
-    # --- closing for real ------------------------------------------------------------
-
-    async def close_transport(self, eio_sid: str) -> None:
-        """Close an Engine.IO session and its transport, without waiting on the client.
-
-        ``eio.disconnect`` queues a close packet, which engine.io-client ignores
-        over WebSocket, and then waits for the queue to drain, which a client
-        that went away never does. Closing without waiting and waking the writer
-        with ``None`` sends what is queued, then closes the WebSocket itself.
-        """
-        socket = self.eio.sockets.pop(eio_sid, None)
-        if socket is None:
-            return
-        await socket.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
-        socket.queue.put_nowait(None)
