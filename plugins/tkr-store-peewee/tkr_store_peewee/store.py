@@ -65,6 +65,7 @@ class PeeweeStore:
             raise
 
     async def close(self) -> None:
+        await self.sql.commits.drain()  # appends already queued are committed (or fail) first
         await self.db.close_pool()
 
     async def ping(self) -> None:
@@ -162,8 +163,8 @@ class PeeweeStore:
         )
         async with guarded(self.db, "append_message"):
             try:
-                async with self.sql.writing():
-                    seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)), write_statements(draft.writes, utc_now()))
+                # Group commit: the store's writer takes the write turn itself.
+                seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)), write_statements(draft.writes, utc_now()))
             except IntegrityError:
                 # The unique index on (session, sender, client_id), or the
                 # primary key for a preset id: a resend, or a second copy that
