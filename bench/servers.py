@@ -1,9 +1,10 @@
-"""Start, watch and stop the two servers under test, each in a process of its own.
+"""Start, watch and stop the three servers under test, each in a process of its own.
 
-Both read one generated TOML file: its top-level keys are Hypercorn's (the same
-for both), the host also reads ``[host]`` and ``[plugins.*]``. The host gets a
-fresh SQLite file in the run's temp dir and its JWT secret through
-``TKR_JWT_SECRET``.
+The host and the bare server read one generated TOML file: its top-level keys
+are Hypercorn's (the same for both), the host also reads ``[host]`` and
+``[plugins.*]``. The host gets a fresh SQLite file in the run's temp dir and its
+JWT secret through ``TKR_JWT_SECRET``. The Node server (``bench/node/server.js``)
+takes only its port.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import aiohttp
 
 BENCH_DIR = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-TARGETS = ("bare", "host")
+TARGETS = ("bare", "host", "node")
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
@@ -122,13 +123,15 @@ class Server:
 
 
 def start_server(target: str, directory: Path, jwt_secret: str) -> Server:
-    """Start ``target`` ("bare" or "host") on a fresh port, logging to ``directory``."""
+    """Start ``target`` ("bare", "host" or "node") on a fresh port, logging to ``directory``."""
     port = free_port()
     config = write_config(directory, port)
     if target == "host":
         args = [str(BIN / "tkr-host"), "serve", "--config", str(config)]
     elif target == "bare":
         args = [sys.executable, str(BENCH_DIR / "bare_server.py"), "--config", str(config)]
+    elif target == "node":
+        args = ["node", str(BENCH_DIR / "node" / "server.js"), "--port", str(port)]
     else:
         raise ValueError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
     # The user's TKR_* overrides would make the run depend on the shell it was started from.
