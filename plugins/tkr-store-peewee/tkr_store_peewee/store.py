@@ -8,7 +8,8 @@ writers queue instead of failing to upgrade a read lock; on SQLite the writers
 of this process also take turns on an ``asyncio.Lock`` before that.
 
 The send path (:meth:`PeeweeStore.get_session`, :meth:`~PeeweeStore.find_message`,
-:meth:`~PeeweeStore.get_message`, :meth:`~PeeweeStore.append_message`) runs
+:meth:`~PeeweeStore.get_message`, :meth:`~PeeweeStore.append_message`) and the
+replay (:meth:`~PeeweeStore.messages_after`) run
 hand-written SQL from :mod:`tkr_store_peewee.statements`; the rest builds its
 queries with peewee.
 """
@@ -198,10 +199,7 @@ class PeeweeStore:
 
     async def messages_after(self, session_id: str, since_seq: int, limit: int) -> list[Message]:
         async with guarded(self.db, "messages_after"):
-            rows = await self._all(
-                MessageRow.select().where((MessageRow.session_id == session_id) & (MessageRow.seq > since_seq)).order_by(MessageRow.seq).limit(max(limit, 0))
-            )
-        return [_message(row) for row in rows]
+            return await self.sql.messages_after(session_id, since_seq, max(limit, 0))
 
     async def messages_before(self, session_id: str, before_seq: int | None, limit: int) -> list[Message]:
         where = MessageRow.session_id == session_id
