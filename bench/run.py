@@ -35,7 +35,8 @@ from typing import Any
 from bench.jsload import NodeLoad, idle_plan, load_plan, node_ready
 from bench.load import ClientPlan, WorkerPlan, worker_main
 from bench.report import medians, percentile, ratios, table
-from bench.servers import TARGETS, Server, cpu_seconds, installed_plugins, machine_busy_seconds, rss_kib, start_server, wait_ready
+from bench.servers import TARGETS, Server, cpu_seconds, installed_plugins, machine_busy_seconds, start_server, tree_cpu_seconds, wait_ready
+from bench.servers import tree_rss_kib as rss_kib
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +80,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stream-members", type=int, default=5, help="members of each streaming session, the agent included (default 5)")
     parser.add_argument("--stream-interval", type=float, default=0.02, help="seconds between an agent's chunks (default 0.02)")
     parser.add_argument("--workers", type=int, default=2, help="python load generator processes (default 2)")
+    parser.add_argument("--host-workers", type=int, default=1, help="the host's Hypercorn workers; CPU and RSS are summed over them (default 1)")
+    parser.add_argument("--redis-url", help="with --host-workers above 1: the Redis of [plugins.redis] (a channel of the run's own)")
     parser.add_argument("--text-bytes", type=int, default=100, help="length of each message's text (default 100)")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait for late deliveries after the last ack (default 5)")
     parser.add_argument("--ack-timeout", type=float, default=30.0, help="seconds before an unanswered send counts as an error (default 30)")
@@ -101,6 +104,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("messages", "window", "workers", "text_bytes", "rounds", "stream_chunks"):
         if getattr(args, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be at least 1")
+    if args.host_workers < 1 or (args.host_workers > 1 and not args.redis_url):
+        problems.append("--host-workers must be at least 1, and above 1 it needs --redis-url (workers share sessions through Redis)")
     if args.stream_members < 2:
         problems.append("--stream-members must be at least 2 (the agent and one watcher)")
     if min(args.idle, args.replay, args.stream_agents) < 0 or args.settle < 0 or args.stream_interval < 0 or args.ack_timeout <= 0 or args.timeout <= 0:
@@ -194,11 +199,11 @@ class CpuMeter:
 
     def __init__(self, server_pid: int, load_pids: list[int]) -> None:
         self.server_pid, self.load_pids = server_pid, load_pids
-        self.server, self.load, self.machine = cpu_seconds(server_pid) or 0.0, cpu_of(load_pids), machine_busy_seconds()
+        self.server, self.load, self.machine = tree_cpu_seconds(server_pid) or 0.0, cpu_of(load_pids), machine_busy_seconds()
 
     def used(self) -> tuple[float, float, float | None]:
         """(server, load generators, other processes) CPU seconds since the start."""
-        server = (cpu_seconds(self.server_pid) or 0.0) - self.server
+        server = (tree_cpu_seconds(self.server_pid) or 0.0) - self.server
         load = cpu_of(self.load_pids) - self.load
         machine = machine_busy_seconds()
         other = machine - self.machine - server - load if machine is not None and self.machine is not None else None
@@ -386,7 +391,7 @@ async def run_target(target: str, args: argparse.Namespace, deadline: float) -> 
     text = ("benchmark message " * (args.text_bytes // 18 + 1))[: args.text_bytes]
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix=f"tkr-bench-{target}-") as directory:
-        server = start_server(target, Path(directory), secret)
+        server = start_server(target, Path(directory), secret, args.host_workers, args.redis_url)
         LIVE_SERVERS.append(server)
         try:
             await wait_ready(server)
