@@ -201,6 +201,15 @@ class PeeweeStore:
         async with guarded(self.db, "messages_after"):
             return await self.sql.messages_after(session_id, since_seq, max(limit, 0))
 
+    async def wire_messages_after(self, session_id: str, since_seq: int, limit: int) -> list[dict[str, Any]]:
+        """:meth:`messages_after`, each message already in its wire form (``to_wire``).
+
+        Not part of the host's ``Store`` protocol: the host's replay uses it when a
+        store has it, and builds no model for a message it only sends on.
+        """
+        async with guarded(self.db, "messages_after"):
+            return await self.sql.wire_messages_after(session_id, since_seq, max(limit, 0))
+
     async def messages_before(self, session_id: str, before_seq: int | None, limit: int) -> list[Message]:
         where = MessageRow.session_id == session_id
         if before_seq is not None:
