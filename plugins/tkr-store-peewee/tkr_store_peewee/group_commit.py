@@ -87,14 +87,17 @@ class GroupCommit:
     async def _write(self, batch: list[Append]) -> None:
         try:
             outcomes = await self._commit_batch(batch)
-        except BaseException as exc:
+        except Exception as exc:
             # Nothing of the batch is stored: every caller gets the error.
             for item in batch:
                 if not item.done.done():
                     item.done.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
             return
+        except BaseException:
+            # The writer itself is cancelled (the loop is closing): so are its callers.
+            for item in batch + self._waiting:
+                item.done.cancel()
+            raise
         self.batches += 1
         self.appends += len(batch)
         for item, outcome in zip(batch, outcomes, strict=True):
