@@ -81,7 +81,15 @@ docs: $(STAMP)
 	$(BIN)/python scripts/hook_reference.py
 	$(BIN)/python scripts/error_reference.py
 
-bench: $(STAMP)
+# The benchmark's Node socket.io server and JS socket.io-client load, from their lockfile.
+BENCH_NODE := bench/node/node_modules/.installed
+
+$(BENCH_NODE): bench/node/package.json bench/node/package-lock.json
+	npm ci --prefix bench/node --no-audit --no-fund
+	touch $(BENCH_NODE)
+
+# Three servers, two client kinds, three rounds (bench/README.md); BENCH_QUICK=1 for a small, fast run.
+bench: $(STAMP) $(BENCH_NODE)
 	$(BIN)/python -m bench.run
 
 clean:

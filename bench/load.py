@@ -14,6 +14,8 @@ command         what the worker does, then answers
 ``join``        every other client: ``session:join`` (room → session id given)
 ``send``        every client sends its M text messages, at most W without an ack
 ``settle``      waits (bounded) until each client has the deliveries it should
+``replay``      :func:`bench.scenarios.replay` (the host only)
+``stream``      :func:`bench.scenarios.stream`: its share of the streaming agents
 ``close``       disconnects everything and exits
 ==============  ===============================================================
 
@@ -34,8 +36,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import jwt
 import socketio
+
+from bench.scenarios import replay, stream
+from bench.tokens import make_token
 
 NAMESPACE = "/chat"
 #: Connects opened at once by one worker.
@@ -69,12 +73,6 @@ class WorkerPlan:
     ack_timeout_s: float
     #: ``time.monotonic()`` after which the worker gives up and exits (the clock is system-wide on Linux).
     deadline: float
-
-
-def make_token(sub: str, secret: str, ttl: int = 3600) -> str:
-    """An HS256 token as ``tkr_host.testing.make_token`` mints them (sub, kind, iat, exp)."""
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "kind": "user", "iat": now, "exp": now + ttl}, secret, algorithm="HS256")
 
 
 @dataclass
@@ -133,6 +131,9 @@ class Worker:
             "join": self.join,
             "send": self.send,
             "settle": self.settle,
+            # The host-only scenarios of bench.scenarios, each self-contained.
+            "replay": lambda argument: replay(self.plan.url, self.plan.jwt_secret, **argument),
+            "stream": lambda argument: stream(self.plan.url, self.plan.jwt_secret, self.plan.index, **argument),
         }
         try:
             while time.monotonic() < self.plan.deadline:

@@ -1,9 +1,10 @@
-"""Start, watch and stop the two servers under test, each in a process of its own.
+"""Start, watch and stop the three servers under test, each in a process of its own.
 
-Both read one generated TOML file: its top-level keys are Hypercorn's (the same
-for both), the host also reads ``[host]`` and ``[plugins.*]``. The host gets a
-fresh SQLite file in the run's temp dir and its JWT secret through
-``TKR_JWT_SECRET``.
+The host and the bare server read one generated TOML file: its top-level keys
+are Hypercorn's (the same for both), the host also reads ``[host]`` and
+``[plugins.*]``. The host gets a fresh SQLite file in the run's temp dir and its
+JWT secret through ``TKR_JWT_SECRET``. The Node server (``bench/node/server.js``)
+takes only its port.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import aiohttp
 
 BENCH_DIR = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-TARGETS = ("bare", "host")
+TARGETS = ("bare", "host", "node")
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
@@ -54,13 +55,18 @@ PERMISSIVE_TABLES = {
 }
 
 
-def write_config(directory: Path, port: int) -> Path:
-    """The config both servers read; only the host reads past the top-level keys."""
+def write_config(directory: Path, port: int, host_workers: int = 1, redis_url: str | None = None) -> Path:
+    """The config both servers read; only the host reads past the top-level keys.
+
+    ``host_workers`` > 1 (the host only: the bare server runs one process
+    whatever it says) makes Hypercorn fork that many workers, and then
+    ``redis_url`` gives them ``[plugins.redis]``, on a channel of this run's own.
+    """
     installed = installed_plugins()
     config = directory / "config.toml"
     text = (
         f'bind = ["127.0.0.1:{port}"]\n'
-        "workers = 1\n"
+        f"workers = {host_workers}\n"
         "graceful_timeout = 5\n"
         "\n[host]\n"
         f'public_url = "http://127.0.0.1:{port}"\n'
@@ -76,6 +82,8 @@ def write_config(directory: Path, port: int) -> Path:
     for name, table in PERMISSIVE_TABLES.items():
         if name in installed:
             text += f"\n[plugins.{name}]\n{table}"
+    if redis_url is not None:
+        text += f'\n[plugins.redis]\nurl = "{redis_url}"\nchannel = "tkr-bench-{directory.name}"\n'
     config.write_text(text)
     return config
 
@@ -121,14 +129,16 @@ class Server:
         return self.process.returncode
 
 
-def start_server(target: str, directory: Path, jwt_secret: str) -> Server:
-    """Start ``target`` ("bare" or "host") on a fresh port, logging to ``directory``."""
+def start_server(target: str, directory: Path, jwt_secret: str, host_workers: int = 1, redis_url: str | None = None) -> Server:
+    """Start ``target`` ("bare", "host" or "node") on a fresh port, logging to ``directory``."""
     port = free_port()
-    config = write_config(directory, port)
+    config = write_config(directory, port, host_workers if target == "host" else 1, redis_url if target == "host" else None)
     if target == "host":
         args = [str(BIN / "tkr-host"), "serve", "--config", str(config)]
     elif target == "bare":
         args = [sys.executable, str(BENCH_DIR / "bare_server.py"), "--config", str(config)]
+    elif target == "node":
+        args = ["node", str(BENCH_DIR / "node" / "server.js"), "--port", str(port)]
     else:
         raise ValueError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
     # The user's TKR_* overrides would make the run depend on the shell it was started from.
@@ -171,6 +181,38 @@ def rss_kib(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a host with workers is a parent and its forks)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """:func:`cpu_seconds` of ``pid`` and its descendants, summed."""
+    values = [cpu_seconds(p) for p in process_tree(pid)]
+    return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
+
+
+def tree_rss_kib(pid: int) -> int | None:
+    """:func:`rss_kib` of ``pid`` and its descendants, summed."""
+    values = [rss_kib(p) for p in process_tree(pid)]
+    return sum(v for v in values if v is not None) if any(v is not None for v in values) else None
 
 
 def cpu_seconds(pid: int) -> float | None:

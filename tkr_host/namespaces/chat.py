@@ -103,10 +103,15 @@ async def join_session(host: Host, conn: Connection, data: dict[str, Any]) -> di
     try:
         truncated = False
         if request.since_seq is None:
-            messages = await host.store.messages_before(session.id, None, host.settings.host.history_limit)
+            messages = [m.to_wire() for m in await host.store.messages_before(session.id, None, host.settings.host.history_limit)]
         else:
             limit = host.settings.host.resume_limit
-            messages = await host.store.messages_after(session.id, request.since_seq, limit + 1)
+            # A store may hand out the wire form itself (tkr-store-peewee does): no model per replayed message.
+            wire_after = getattr(host.store, "wire_messages_after", None)
+            if wire_after is not None:
+                messages = await wire_after(session.id, request.since_seq, limit + 1)
+            else:
+                messages = [m.to_wire() for m in await host.store.messages_after(session.id, request.since_seq, limit + 1)]
             truncated = len(messages) > limit
             messages = messages[:limit]
         fresh = await host.store.get_session(session.id) or session
@@ -117,7 +122,7 @@ async def join_session(host: Host, conn: Connection, data: dict[str, Any]) -> di
         raise
     return {
         "session": fresh.to_wire(),
-        "messages": [message.to_wire() for message in messages],
+        "messages": messages,
         "truncated": truncated,
         "streams": host.streams_of(session.id),
         "agents": [status.to_wire() for status in host.presence.statuses(session.id)],

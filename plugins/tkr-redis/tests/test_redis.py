@@ -68,7 +68,9 @@ async def test_with_redis_down_local_delivery_goes_on_and_the_failure_is_logged(
 
 @pytest.mark.tkr_settings({"plugins": {"redis": {}}})
 async def test_without_a_url_the_host_keeps_its_in_process_manager(tkr_host):
-    assert type(tkr_host.host.sio.manager) is socketio.AsyncManager
+    # The host's default (an AsyncManager subclass with a cheaper broadcast), not a pub/sub one.
+    manager = tkr_host.host.sio.manager
+    assert isinstance(manager, socketio.AsyncManager) and not isinstance(manager, socketio.AsyncRedisManager)
 
 
 async def readyz(url: str) -> tuple[int, dict]:

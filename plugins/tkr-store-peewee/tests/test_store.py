@@ -437,3 +437,19 @@ async def test_a_write_that_fails_takes_its_message_with_it(store: PeeweeStore) 
     # The seq was not taken: the next message is 1.
     assert (await store.append_message(draft(session_id, "c-2"), [])).message.seq == 1
     assert_released(store)
+
+
+async def test_the_wire_form_of_a_replay_is_the_messages_to_wire(store: PeeweeStore) -> None:
+    """``wire_messages_after`` (the host's replay) gives exactly ``Message.to_wire()`` of ``messages_after``."""
+    session_id = await new_session(store, BOB, ECHO)
+    await store.append_message(draft(session_id, "c-1", text="plain"), [])
+    await store.append_message(draft(session_id, "c-2", sender=BOB, text="ünïcode \u2028 and a \\ backslash", to="echo"), ["echo"])
+    first = (await store.messages_after(session_id, 0, 1))[0]
+    await store.append_message(draft(session_id, None, sender=ECHO, id="stream-9", in_reply_to=first.id, status="incomplete"), [])
+    models = await store.messages_after(session_id, 0, 100)
+    wire = await store.wire_messages_after(session_id, 0, 100)
+    assert len(models) == 3
+    assert wire == [m.to_wire() for m in models]
+    assert [list(w) for w in wire] == [list(m.to_wire()) for m in models]  # the same keys, in the same order
+    assert await store.wire_messages_after(session_id, 2, 100) == [models[2].to_wire()]
+    assert_released(store)

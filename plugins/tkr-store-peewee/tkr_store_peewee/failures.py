@@ -22,6 +22,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs; the root mypy overri
 from peewee import InterfaceError, OperationalError
 
 from tkr_host import HostError
+from tkr_store_peewee._privates import ASYNCPG_INTERNAL_CLIENT_ERROR
 
 log = logging.getLogger("tkr_store_peewee")
 
@@ -50,7 +51,7 @@ _ASYNCPG_TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TransactionRollbackError,
     # A pooled connection the server has just terminated, before asyncpg marked
     # it closed ("cannot switch to state …; another operation is in progress").
-    asyncpg.exceptions._base.InternalClientError,
+    ASYNCPG_INTERNAL_CLIENT_ERROR,
 )
 
 #: Messages pwasyncio raises itself, without a driver error behind them.

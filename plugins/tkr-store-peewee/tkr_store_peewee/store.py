@@ -8,7 +8,8 @@ writers queue instead of failing to upgrade a read lock; on SQLite the writers
 of this process also take turns on an ``asyncio.Lock`` before that.
 
 The send path (:meth:`PeeweeStore.get_session`, :meth:`~PeeweeStore.find_message`,
-:meth:`~PeeweeStore.get_message`, :meth:`~PeeweeStore.append_message`) runs
+:meth:`~PeeweeStore.get_message`, :meth:`~PeeweeStore.append_message`) and the
+replay (:meth:`~PeeweeStore.messages_after`) run
 hand-written SQL from :mod:`tkr_store_peewee.statements`; the rest builds its
 queries with peewee.
 """
@@ -64,6 +65,7 @@ class PeeweeStore:
             raise
 
     async def close(self) -> None:
+        await self.sql.commits.drain()  # appends already queued are committed (or fail) first
         await self.db.close_pool()
 
     async def ping(self) -> None:
@@ -161,8 +163,8 @@ class PeeweeStore:
         )
         async with guarded(self.db, "append_message"):
             try:
-                async with self.sql.writing():
-                    seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)), write_statements(draft.writes, utc_now()))
+                # Group commit: the store's writer takes the write turn itself.
+                seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)), write_statements(draft.writes, utc_now()))
             except IntegrityError:
                 # The unique index on (session, sender, client_id), or the
                 # primary key for a preset id: a resend, or a second copy that
@@ -196,10 +198,16 @@ class PeeweeStore:
 
     async def messages_after(self, session_id: str, since_seq: int, limit: int) -> list[Message]:
         async with guarded(self.db, "messages_after"):
-            rows = await self._all(
-                MessageRow.select().where((MessageRow.session_id == session_id) & (MessageRow.seq > since_seq)).order_by(MessageRow.seq).limit(max(limit, 0))
-            )
-        return [_message(row) for row in rows]
+            return await self.sql.messages_after(session_id, since_seq, max(limit, 0))
+
+    async def wire_messages_after(self, session_id: str, since_seq: int, limit: int) -> list[dict[str, Any]]:
+        """:meth:`messages_after`, each message already in its wire form (``to_wire``).
+
+        Not part of the host's ``Store`` protocol: the host's replay uses it when a
+        store has it, and builds no model for a message it only sends on.
+        """
+        async with guarded(self.db, "messages_after"):
+            return await self.sql.wire_messages_after(session_id, since_seq, max(limit, 0))
 
     async def messages_before(self, session_id: str, before_seq: int | None, limit: int) -> list[Message]:
         where = MessageRow.session_id == session_id
