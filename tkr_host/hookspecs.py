@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from quart import Quart
 
+    from tkr_host.cluster import ClusterState
     from tkr_host.host import Host
 
 hookspec = pluggy.HookspecMarker("tkr_host")
@@ -528,4 +529,29 @@ def client_manager(host: Host) -> socketio.AsyncManager | None:
         def client_manager(host: Host) -> socketio.AsyncManager | None:
             url = host.config("redis", RedisSettings).url
             return socketio.AsyncRedisManager(url) if url else None
+    """
+
+
+@hookspec(firstresult=True)
+def cluster_state(host: Host) -> ClusterState | None:
+    """Provide the view every node of a deployment shares (the Redis plugin keeps it in Redis).
+
+    Presence, the ``streams`` and ``agents`` of a ``session:join``, the agent
+    directory, and the ``stream:stop`` and ``disconnect_client`` meant for a
+    socket on another node go through it (:mod:`tkr_host.cluster`). The host
+    calls ``start(handlers)`` once the plugins have started and ``close()``
+    after the drain.
+
+    :param host: the host being started.
+    :return: a :class:`tkr_host.cluster.ClusterState`, or None to let the next
+        plugin decide; the host's default answers from this node's memory.
+
+    Calling convention: sync factory, called once at start-up; first result.
+
+    Example::
+
+        @hookimpl
+        def cluster_state(host: Host) -> ClusterState | None:
+            url = host.config("redis", RedisSettings).url
+            return RedisCluster(host, url) if url else None
     """

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 from pydantic import BaseModel
 
+from tkr_host.cluster import ClusterState, LocalCluster
 from tkr_host.config import ConfigError, Settings, load_settings
 from tkr_host.errors import HostError
 from tkr_host.plugins import notify, validate_plugin_tables
@@ -76,6 +77,9 @@ class Host:
         self.presence = Presence()
         self.sessions = SessionCache()
         self.streams = StreamRegistry()
+        #: The view every node shares (presence, streams, agents); a plugin's
+        #: ``cluster_state`` replaces this one-node default at start-up.
+        self.cluster: ClusterState = LocalCluster(self)
         self.dispatcher: Dispatcher
         #: Per-host state of plugins, by plugin name (guards, limiters…).
         self.extensions: dict[str, Any] = {}
@@ -109,7 +113,17 @@ class Host:
         return result
 
     async def disconnect_client(self, sid: str, namespace: str, error: HostError) -> None:
-        """Tell a socket why, then close its whole connection, transport included."""
+        """Tell a socket why, then close its whole connection, transport included.
+
+        A socket this node does not hold is handed to the cluster, which asks
+        the node that holds it.
+        """
+        if (namespace, sid) not in self.connections:
+            try:
+                await self.cluster.disconnect(sid, namespace, error)
+            except Exception:
+                log.exception("disconnecting %s from %s on another node failed", sid, namespace)
+            return
         try:
             eio_sid = self.sio.manager.eio_sid_from_sid(sid, namespace)
             await self.sio.emit("error", error.to_wire(), to=sid, namespace=namespace)
@@ -123,9 +137,9 @@ class Host:
         await self.sio.emit("task:update", {"task": document}, to=to, room=None if to else task_room(document["session_id"], document["task_id"]),
                             namespace="/tasks")
 
-    def streams_of(self, session_id: str) -> list[dict[str, Any]]:
-        """The session's agent replies still being streamed, as ``session:join`` reports them."""
-        return self.streams.of_session(session_id)
+    async def streams_of(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's agent replies still being streamed, on any node, as ``session:join`` reports them."""
+        return await self.cluster.streams(session_id)
 
     def connection(self, sid: str, namespace: str) -> Connection | None:
         return self.connections.get((namespace, sid))

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tkr_host.cluster import member_arrives, member_departs
 from tkr_host.dispatch import NamespaceSpec
 from tkr_host.errors import HostError
 from tkr_host.host import Connection, Host
@@ -119,8 +120,8 @@ async def join_session(host: Host, conn: Connection, data: dict[str, Any]) -> di
         "session": fresh.to_wire(),
         "messages": [message.to_wire() for message in messages],
         "truncated": truncated,
-        "streams": host.streams_of(session.id),
-        "agents": [status.to_wire() for status in host.presence.statuses(session.id)],
+        "streams": await host.streams_of(session.id),
+        "agents": await host.cluster.statuses(session.id),
     }
 
 
@@ -184,7 +185,7 @@ async def _enter(host: Host, conn: Connection, session: Session) -> None:
         raise HostError("protocol.not_connected")
     conn.sessions.add(session.id)
     member = conn.principal.member()
-    arrived = host.presence.arrive(session.id, member, conn.sid)
+    arrived = await member_arrives(host, session.id, member, conn.sid)
     await host.sio.enter_room(conn.sid, session_room(session.id), namespace="/chat")
     if arrived:
         await announce(host, session.id, member, "online", skip_sid=conn.sid)
@@ -193,7 +194,7 @@ async def _enter(host: Host, conn: Connection, session: Session) -> None:
 async def _leave(host: Host, conn: Connection, session_id: str) -> None:
     conn.sessions.discard(session_id)
     await host.sio.leave_room(conn.sid, session_room(session_id), namespace="/chat")
-    if host.presence.depart(session_id, conn.principal.id, conn.sid):
+    if await member_departs(host, session_id, conn.principal.member(), conn.sid):
         await announce(host, session_id, conn.principal.member(), "offline")
 
 
@@ -215,7 +216,7 @@ async def depart_all(host: Host, conn: Connection) -> None:
     """The socket is gone from every session it followed: offline where it was the member's last."""
     for session_id in list(conn.sessions):
         conn.sessions.discard(session_id)
-        if host.presence.depart(session_id, conn.principal.id, conn.sid):
+        if await member_departs(host, session_id, conn.principal.member(), conn.sid):
             await announce(host, session_id, conn.principal.member(), "offline")
 
 
