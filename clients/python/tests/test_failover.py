@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 from tkr_client import ChatClient
+
 from tkr_host.testing import TkrClient, connect_client, make_token, start_host
 
 
