@@ -39,7 +39,11 @@ class RawSocket:
     @classmethod
     async def open(cls, url: str, principal: str) -> RawSocket:
         http = aiohttp.ClientSession()
-        ws = await http.ws_connect(f"{url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket")
+        try:
+            ws = await http.ws_connect(f"{url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket")
+        except BaseException:
+            await http.close()
+            raise
         worker = ws._response.headers.get("x-tkr-worker", "")  # the handshake's response headers
         self = cls(http, ws, worker)
         self.principal = principal
