@@ -5,7 +5,8 @@ The parent binds the listening sockets once and starts ``workers`` processes
 worker builds its own app and serves the shared sockets exactly as a
 single-worker ``tkr-host serve`` does, with the same SIGTERM drain. The parent
 owns no app: on SIGTERM or SIGINT it passes SIGTERM to every worker and waits;
-it exits 0 when every worker did. A worker that dies on its own takes the
+it exits 0 when every worker did. SIGHUP is passed on as it is (each worker's
+plugins reload, as with one worker). A worker that dies on its own takes the
 others down too (SIGTERM, so they drain), and the parent exits with its status:
 a supervisor restarts the whole unit rather than running one worker short.
 
@@ -69,8 +70,15 @@ def run(config_path: str | None, config: Any) -> int:
             if worker.is_alive() and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
 
+    def pass_on(signum: int, _frame: Any) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signum)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    # SIGHUP reloads (tkr-flags reads its flags again): each worker does it itself.
+    signal.signal(signal.SIGHUP, pass_on)
     try:
         for index in range(config.workers):
             started = context.Process(target=worker_main, args=(config_path, sockets), name=f"tkr-worker-{index}")

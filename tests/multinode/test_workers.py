@@ -41,17 +41,17 @@ class RawSocket:
         http = aiohttp.ClientSession()
         try:
             ws = await http.ws_connect(f"{url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket")
+            worker = ws._response.headers.get("x-tkr-worker", "")  # the handshake's response headers
+            self = cls(http, ws, worker)
+            self.principal = principal
+            opened = await ws.receive_str(timeout=10)
+            assert opened.startswith("0"), opened
+            await ws.send_str("40/chat," + json.dumps({"token": make_token(principal)}))
+            connected = await ws.receive_str(timeout=10)
+            assert connected.startswith("40/chat,"), connected
         except BaseException:
             await http.close()
             raise
-        worker = ws._response.headers.get("x-tkr-worker", "")  # the handshake's response headers
-        self = cls(http, ws, worker)
-        self.principal = principal
-        opened = await ws.receive_str(timeout=10)
-        assert opened.startswith("0"), opened
-        await ws.send_str("40/chat," + json.dumps({"token": make_token(principal)}))
-        connected = await ws.receive_str(timeout=10)
-        assert connected.startswith("40/chat,"), connected
         self.reader = asyncio.create_task(self._read())
         return self
 
