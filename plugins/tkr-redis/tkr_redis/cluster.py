@@ -258,8 +258,20 @@ class RedisCluster:
 
     async def agent_disconnected(self, agent: Principal, sid: str) -> None:
         entry = self._agents.pop(sid, None)
-        if entry is not None:
-            await self._guarded("agent_disconnected", lambda: self._redis.zrem(self._key("agents"), entry), 0)
+        if entry is None:
+            return
+
+        async def write() -> None:
+            key = self._key("agents")
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(key, entry)
+                pipe.zrangebyscore(key, time.time(), "+inf")
+                _, live = await pipe.execute()
+            if not any(json.loads(e)[0] == agent.id for e in live):
+                # Its statuses lapsed with its presence: the directory says `idle` when it is back.
+                await self._redis.hdel(self._key("agent_state"), agent.id)
+
+        await self._guarded("agent_disconnected", write, None)
 
     async def agents(self) -> list[dict[str, Any]]:
         async def read() -> list[dict[str, Any]]:
