@@ -75,7 +75,9 @@ def config_text(services: Services, fd: int, workers: int = 1, redis_url: str | 
                 extra: str = "") -> str:
     return (
         f'bind = ["fd://{fd}"]\nworkers = {workers}\ngraceful_timeout = 5\n'
-        "[host]\nping_interval_s = 1\nping_timeout_s = 2\ndrain_timeout_s = 10\n"
+        # A slow heartbeat: a killed node is noticed by its closed TCP connections,
+        # and a busy test machine must not time out a live client.
+        "[host]\nping_interval_s = 5\nping_timeout_s = 10\ndrain_timeout_s = 10\n"
         '[plugins.auth_jwt]\nsecret = "env:TKR_JWT_SECRET"\n'
         f'[plugins.store_peewee]\nurl = "{services.dsn}"\npg_schema = "{services.schema}"\n'
         f'[plugins.redis]\nurl = "{redis_url or services.redis_url}"\nchannel = "{services.channel}"\npresence_ttl_s = {ttl_s}\n'

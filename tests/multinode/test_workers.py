@@ -73,6 +73,11 @@ class RawSocket:
                 if future is not None and not future.done():
                     future.set_result(json.loads(body[digits:])[0])
             self.changed.set()
+        # Closed by the host (or the network): a call still waiting would
+        # otherwise wait for its whole timeout, and hide why.
+        for future in self.acks.values():
+            if not future.done():
+                future.set_exception(ConnectionError(f"the connection to worker {self.worker} closed while waiting for an ack"))
         self.changed.set()
 
     @classmethod
