@@ -164,19 +164,21 @@ async def test_two_workers_serve_websockets_on_both_and_sigterm_drains_both(serv
         got = await bob.wait_event("message")
         assert got["id"] == sent["message"]["id"]
 
-        # Held in flight for real, as tests/test_serve.py does: the test holds the
-        # session's row lock, so each worker's append waits on it.
+        # Held in flight for real: the test locks the messages table, so every
+        # send waits in PostgreSQL at its first read of it, on both workers.
         blocker = await asyncpg.connect(services.dsn, server_settings={"search_path": services.schema})
         try:
             held = blocker.transaction()
             await held.start()
-            await blocker.execute("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", session_id)
+            await blocker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
             in_flight = [asyncio.create_task(client.call("message:send", {"session_id": session_id, "client_id": f"c-{client.worker}-{i}",
                                                                            "type": "text", "payload": {"text": f"in flight {i}"}}))
                          for client in (alice, bob) for i in range(3)]
             deadline = time.monotonic() + 20
             blocked = "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
-            while not await blocker.fetchval(blocked):  # an append waits on the lock; every other send waits behind it
+            # Two waiting backends: a send of each worker has reached the store
+            # (in runs so far each worker had one waiting, its other sends queued behind it).
+            while await blocker.fetchval(blocked) < 2:
                 assert time.monotonic() < deadline, "the sends never reached the store"
                 await asyncio.sleep(0.02)
             node.process.send_signal(signal.SIGTERM)
