@@ -9,6 +9,8 @@ node first), in one shared session, sending while an agent streams a reply.
   with A): a survivor finds its entry expired (``presence_ttl_s``, docs/configuration.md)
   and keeps it as ``incomplete`` with the text acked so far, and the session gets
   ``agent.stream_aborted`` (docs/protocol.md). The test checks exactly that path.
+  The agent, which does not come back, is listed by every node's ``GET
+  /api/v1/agents`` while A lives, and then goes ``offline`` and out of the directory.
 * Redis is restarted mid-load instead. Redis here is a PRIVATE ``redis-server
   --port <free> --save ''`` started by the test, so that other tests on
   127.0.0.1:6379 are not disturbed. Local delivery goes on while it is down, and
@@ -66,9 +68,11 @@ class User:
         self.client = ChatClient(urls, make_token(name), backoff=QUICK, call_timeout=10)
         self.received: list[dict[str, Any]] = []
         self.errors: list[Any] = []
+        self.presence: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.client.on("message", self.received.append)
         self.client.on("error", self.errors.append)
+        self.client.on("presence", self.presence.append)
 
     def holds(self) -> list[str]:
         return [m["id"] for m in self.received] + [s["id"] for s in self.sent]
@@ -80,6 +84,15 @@ async def send_all(user: User, session_id: str, count: int) -> None:
         # queue, and is resent with its client_id after the failover.
         user.sent.append(dict(await user.client.send_text(session_id, f"{user.name} {i}")))
         await asyncio.sleep(0.02)  # pacing of a person typing, not a synchronisation
+
+
+async def directory(url: str) -> list[str]:
+    """``GET /api/v1/agents`` of one node: the ids it lists."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/api/v1/agents", headers={"Authorization": f"Bearer {make_token('probe')}"}) as answer:
+        assert answer.status == 200
+        return [agent["id"] for agent in (await answer.json())["agents"]]
 
 
 async def stored_messages(dsn: str, schema: str, session_id: str) -> list[asyncpg.Record]:
@@ -133,6 +146,7 @@ async def test_sigkill_of_a_node_mid_load_loses_nothing(services, spawn_node, no
     # The agent streams through A only: a raw socket, so that it does not reconnect.
     echo = TkrClient(await connect_client(node_a.url, make_token("echo", "agent"), "/agents"), "echo", "/agents")
     stream_id = (await echo.ok("stream:start", {"session_id": session_id}))["message_id"]
+    assert await directory(nodes[2].url) == ["echo"], "node C does not list the agent connected to A"
     acked_text: list[str] = []
     sent_text: list[str] = []
 
@@ -169,6 +183,12 @@ async def test_sigkill_of_a_node_mid_load_loses_nothing(services, spawn_node, no
     assert text.startswith("".join(acked_text)) and "".join(sent_text).startswith(text)
     await until(lambda: any(getattr(e, "code", None) == "agent.stream_aborted" and (getattr(e, "details", None) or {}).get("message_id")
                             == stream_id for u in users for e in u.errors), "agent.stream_aborted reached the session")
+
+    # The agent died with A and did not come back: its entries faded, so the
+    # session is told it is offline and the directory no longer lists it.
+    await until(lambda: all(any(p["member"]["id"] == "echo" and p["state"] == "offline" for p in u.presence) for u in users),
+                "every member told the agent went offline", timeout=TTL_S * 4 + 10)
+    assert await directory(nodes[1].url) == [] and await directory(nodes[2].url) == []
 
     stored = await stored_messages(services.dsn, services.schema, session_id)
     check_gapless(stored)
