@@ -8,9 +8,12 @@ whose names start with ``_`` are the runtime and may change at any time.
 
 from __future__ import annotations
 
+from tkr_host._presence import AgentStatus
+from tkr_host._streams import OpenStream
 from tkr_host._version import __version__
 from tkr_host.api import ConnectionView, HostAPI, MessageContext, MessageType, StoreGuard
 from tkr_host.cli import add_config_argument, load_config
+from tkr_host.cluster import ClusterHandlers, ClusterState, stream_record
 from tkr_host.config import ConfigError, Settings
 from tkr_host.defaults.routes import error_response, http_principal
 from tkr_host.errors import ErrorCode, HostError
@@ -38,7 +41,10 @@ from tkr_host.types import (
 )
 
 __all__ = [
+    "AgentStatus",
     "AppendResult",
+    "ClusterHandlers",
+    "ClusterState",
     "ConfigError",
     "ConnectionView",
     "ContextRecord",
@@ -52,6 +58,7 @@ __all__ = [
     "MessageContext",
     "MessageDraft",
     "MessageType",
+    "OpenStream",
     "Principal",
     "PrincipalKind",
     "RateLimiter",
@@ -71,5 +78,6 @@ __all__ = [
     "hookimpl",
     "http_principal",
     "load_config",
+    "stream_record",
     "utc_now",
 ]

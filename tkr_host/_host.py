@@ -30,6 +30,7 @@ from tkr_host._sequencer import SessionSequencer
 from tkr_host._sessions import SessionCache
 from tkr_host._streams import StreamRegistry
 from tkr_host.api import ConnectionView, HostAPI, MessageType, StoreGuard
+from tkr_host.cluster import ClusterState, LocalCluster
 from tkr_host.config import ConfigError, Settings, load_settings
 from tkr_host.errors import HostError
 from tkr_host.plugins import notify, validate_plugin_tables
@@ -118,6 +119,9 @@ class Host:
         self.streams = StreamRegistry()
         self._extensions: dict[str, Any] = {}
         self._metrics = HostMetrics()
+        #: The view every node shares (presence, streams, agents); a plugin's
+        #: ``cluster_state`` replaces this one-node default at start-up.
+        self.cluster: ClusterState = LocalCluster(self.presence, self.streams, self._agents_online)
         # Last: both factories may read anything above.
         self.sio: SocketServer = server(self)
         self.dispatcher: EventCounter = dispatcher(self)
@@ -193,11 +197,25 @@ class Host:
         await self.sio.emit("task:update", {"task": document}, to=to, room=room, namespace="/tasks")
 
     async def disconnect_client(self, sid: str, namespace: str, error: HostError) -> None:
-        """Tell a socket why, then close its whole connection, transport included."""
+        """Tell a socket why, then close its whole connection, transport included.
+
+        A socket this node does not hold is handed to the cluster, which asks
+        the node that holds it.
+        """
+        if (namespace, sid) not in self.connections:
+            try:
+                await self.cluster.disconnect(sid, namespace, error)
+            except Exception:
+                log.exception("disconnecting %s from %s on another node failed", sid, namespace)
+            return
         try:
             await self.sio.disconnect_socket(sid, namespace, error.to_wire())
         except Exception:
             log.exception("disconnecting %s from %s failed", sid, namespace)
+
+    def _agents_online(self) -> list[Principal]:
+        """The agents with a socket on this node (the one-node agent directory)."""
+        return [conn.principal for (namespace, _), conn in list(self.connections.items()) if namespace == "/agents"]
 
     def list_connections(self, namespace: str | None = None) -> list[ConnectionView]:
         return [conn.view() for conn in list(self.connections.values()) if namespace is None or conn.namespace == namespace]
@@ -227,9 +245,9 @@ class Host:
     def connection(self, sid: str, namespace: str) -> Connection | None:
         return self.connections.get((namespace, sid))
 
-    def streams_of(self, session_id: str) -> list[dict[str, Any]]:
-        """The session's agent replies still being streamed, as ``session:join`` reports them."""
-        return self.streams.of_session(session_id)
+    async def streams_of(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's agent replies still being streamed, on any node, as ``session:join`` reports them."""
+        return await self.cluster.streams(session_id)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from quart import Quart
 
     from tkr_host.api import HostAPI, MessageType
+    from tkr_host.cluster import ClusterState
 
 hookspec = pluggy.HookspecMarker("tkr_host")
 hookimpl = pluggy.HookimplMarker("tkr_host")
@@ -553,4 +554,31 @@ def client_manager(host: HostAPI) -> socketio.AsyncManager | None:
         def client_manager(host: HostAPI) -> socketio.AsyncManager | None:
             url = host.config("redis", RedisSettings).url
             return socketio.AsyncRedisManager(url) if url else None
+    """
+
+
+@hookspec(firstresult=True)
+def cluster_state(host: HostAPI, local: ClusterState) -> ClusterState | None:
+    """Provide the view every node of a deployment shares (the Redis plugin keeps it in Redis).
+
+    Presence, the ``streams`` and ``agents`` of a ``session:join``, the agent
+    directory, and the ``stream:stop`` and ``disconnect_client`` meant for a
+    socket on another node go through it (:mod:`tkr_host.cluster`). The host
+    calls ``start(handlers)`` once the plugins have started and ``close()``
+    after the drain.
+
+    :param host: the host being started.
+    :param local: the host's one-node default, which answers from this node's
+        memory; a strategy may fall back on it while its backend is unreachable.
+    :return: a :class:`tkr_host.ClusterState`, or None to let the next
+        plugin decide; the host's default answers from this node's memory.
+
+    Calling convention: sync factory, called once at start-up; first result.
+
+    Example::
+
+        @hookimpl
+        def cluster_state(host: HostAPI, local: ClusterState) -> ClusterState | None:
+            url = host.config("redis", RedisSettings).url
+            return RedisCluster(local, url) if url else None
     """

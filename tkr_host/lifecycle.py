@@ -49,6 +49,13 @@ async def _start_plugins(host: Host) -> None:
     host.message_types = types
     host.rate_limiter = pm.hook.rate_limiter(host=host)
     await call_all(pm.hook.host_startup, host=host)
+    # The shared view starts last: it may call back into namespaces that need the plugins.
+    from tkr_host.namespaces.agents import cluster_handlers
+
+    cluster = pm.hook.cluster_state(host=host, local=host.cluster)
+    if cluster is not None:
+        host.cluster = cluster
+    await host.cluster.start(cluster_handlers(host))
     log.info("tkr-host started with message types %s", ", ".join(sorted(types)) or "none")
 
 
@@ -69,6 +76,10 @@ async def shutdown(host: Host) -> None:
     """Drain if nobody did, stop the plugins, close the store."""
     if not host.draining:
         await drain(host)
+    try:
+        await host.cluster.close()  # after the drain: the sockets' departures were written
+    except Exception:
+        log.exception("closing the cluster state failed")
     await notify(host.pm.hook.host_shutdown, host=host)
     await _cancel_tasks(host)
     await host.sio.shutdown()  # stops Engine.IO's service task

@@ -1,23 +1,29 @@
 """``tkr-host serve``: Hypercorn with the config file's top-level keys.
 
-One worker runs in this process with ``hypercorn.asyncio.serve``, so that
-SIGTERM drains: new connects are refused, in-flight acks finish, sockets are
-closed, the store is closed, and the process exits 0. With ``workers > 1``,
-Hypercorn's own ``run`` forks workers that import ``tkr_host.asgi:app``.
+A worker runs with Hypercorn's ``worker_serve`` and a shutdown trigger of our
+own, so that SIGTERM drains: new connects are refused, in-flight acks finish,
+sockets are closed, the store is closed, and the process exits 0. With
+``workers > 1``, :mod:`tkr_host.workers` starts that many such workers on
+sockets it binds once, and each drains in the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
+from typing import TYPE_CHECKING, Any
 
-from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Sockets
+from hypercorn.utils import wrap_app
 
 from tkr_host import lifecycle, logs
 from tkr_host.app import TkrApp, create_app
-from tkr_host.config import load_settings
+from tkr_host.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from tkr_host.workers import WorkerHeader
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +31,17 @@ log = logging.getLogger(__name__)
 def serve(config_path: str | None) -> int:
     settings = load_settings(config_path)
     logs.configure(settings.host.log_level, settings.host.log_format)
+    config = hypercorn_config(settings)
+    if config.workers > 1:
+        from tkr_host import workers
+
+        return workers.run(str(config_path) if config_path else None, config, worker_main)
+    app = create_app(settings)
+    asyncio.run(_serve(app, config))
+    return 0
+
+
+def hypercorn_config(settings: Settings) -> Any:
     config = settings.hypercorn_config()
     # Handed a logger, Hypercorn adds no handler of its own: its lines come out
     # through the host's, in the host's format (text or JSON), once.
@@ -32,19 +49,10 @@ def serve(config_path: str | None) -> int:
         config.errorlog = logging.getLogger("hypercorn.error")
     if config.accesslog == "-":
         config.accesslog = logging.getLogger("hypercorn.access")
-    if config.workers > 1:
-        from hypercorn.run import run
-
-        if config_path:
-            os.environ["TKR_CONFIG"] = str(config_path)
-        config.application_path = "tkr_host.asgi:app"
-        return run(config)
-    app = create_app(settings)
-    asyncio.run(_serve(app, config))
-    return 0
+    return config
 
 
-async def _serve(app: TkrApp, config: object) -> None:
+async def _serve(app: TkrApp | WorkerHeader, config: Any, sockets: Sockets | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -57,5 +65,17 @@ async def _serve(app: TkrApp, config: object) -> None:
 
     binds = ", ".join(getattr(config, "bind", []))
     log.info("tkr-host serving on %s", binds)
-    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+    # What hypercorn.asyncio.serve does, plus the sockets a parent bound for its workers.
+    asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]  # Quart's ASGI types are its own
+    await worker_serve(asgi, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
     log.info("tkr-host stopped")
+
+
+def worker_main(config_path: str | None, sockets: Sockets) -> None:
+    """One worker: the single-worker serve, on the parent's sockets."""
+    from tkr_host.workers import WorkerHeader
+
+    settings = load_settings(config_path)
+    logs.configure(settings.host.log_level, settings.host.log_format)
+    app = create_app(settings)
+    asyncio.run(_serve(WorkerHeader(app), hypercorn_config(settings), sockets))

@@ -139,25 +139,9 @@ def blueprint(host: Host) -> Blueprint:
         except HostError as error:
             await host.report_error(error, {"namespace": "http", "event": request.path})
             return error_response(error)
-        return {"agents": connected_agents(host)}
+        return {"agents": await host.cluster.agents()}
 
     return routes
-
-
-def connected_agents(host: Host) -> list[dict[str, Any]]:
-    """The agents with an ``/agents`` socket on this node, once each, sorted by id.
-
-    ``state`` is the status the agent set most recently in any session, ``idle``
-    when it has set none.
-    """
-    found: dict[str, Principal] = {}
-    for (namespace, _), conn in list(host.connections.items()):
-        if namespace == "/agents":
-            found.setdefault(conn.principal.id, conn.principal)
-    return [
-        {"id": agent.id, "name": agent.name or agent.id, "online": True, "state": host.presence.latest_state(agent.id) or "idle"}
-        for agent in sorted(found.values(), key=lambda principal: principal.id)
-    ]
 
 
 @hookimpl(trylast=True)

@@ -18,12 +18,13 @@ from tkr_host._host import Connection, Host
 from tkr_host._presence import AgentState
 from tkr_host._streams import OpenStream
 from tkr_host.api import MessageContext
+from tkr_host.cluster import ClusterHandlers
 from tkr_host.dispatch import NamespaceSpec, validation_error
 from tkr_host.errors import HostError
-from tkr_host.namespaces.chat import announce, depart_all
+from tkr_host.namespaces.chat import announce, depart_all, member_arrives
 from tkr_host.pipeline import check_addressing, member_session, send_message, store_and_deliver
 from tkr_host.rooms import agent_room, session_room
-from tkr_host.types import Message, MessageDraft, MessageStatus, utc_now
+from tkr_host.types import Member, Message, MessageDraft, MessageStatus, Principal, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,11 @@ class SetStatus(Request):
 
 async def joined(host: Host, conn: Connection) -> None:
     agent = conn.principal
+    await host.cluster.agent_connected(agent, conn.sid)
     sessions = await host.store.list_sessions(agent.member())
     for session in sessions:
         conn.sessions.add(session.id)
-        if host.presence.arrive(session.id, agent.member(), conn.sid):
+        if await member_arrives(host, session.id, agent.member(), conn.sid):
             await announce(host, session.id, agent.member(), "online")
     # Replay runs in the background: the connect must be acknowledged before
     # the socket can receive events.
@@ -120,6 +122,7 @@ async def _replay(host: Host, conn: Connection, sent: set[str]) -> None:
 
 async def left(host: Host, conn: Connection) -> None:
     await depart_all(host, conn)  # first: bookkeeping must not wait on the streams' stores
+    await host.cluster.agent_disconnected(conn.principal, conn.sid)
     for stream in host.streams.of_socket(conn.sid):
         await abort_stream(host, stream)
 
@@ -146,6 +149,7 @@ async def stream_start(host: Host, conn: Connection, data: dict[str, Any]) -> di
     stream = OpenStream(message_id=str(uuid.uuid4()), session_id=session.id, principal=conn.principal, sid=conn.sid,
                         in_reply_to=request.in_reply_to, to=request.to)
     host.streams.open(stream)
+    await host.cluster.stream_changed(stream)
     return {"message_id": stream.message_id}
 
 
@@ -174,6 +178,7 @@ async def stream_chunk(host: Host, conn: Connection, data: dict[str, Any]) -> di
         namespace="/chat",
     )
     host.metrics.stream_chunks.inc()
+    await host.cluster.stream_changed(stream)  # a join on another node lists the text so far
     return {"index": index}
 
 
@@ -183,12 +188,14 @@ async def stream_end(host: Host, conn: Connection, data: dict[str, Any]) -> dict
     # Closed first, so a late chunk or a disconnect cannot touch a reply being
     # stored; opened again if it cannot be stored.
     host.streams.close(stream.message_id)
+    await host.cluster.stream_closed(stream)
     if request.status == "incomplete" and request.payload is None and not stream.chunks:
         return {"message": None}  # a reply with no text is not a message
     try:
         message = await _end(host, stream, request)
     except BaseException:
         host.streams.open(stream)
+        await host.cluster.stream_changed(stream)
         raise
     return {"message": {"id": message.id, "seq": message.seq, "ts": message.ts}}
 
@@ -228,6 +235,7 @@ async def finish_stream(host: Host, stream: OpenStream, payload: dict[str, Any],
 async def abort_stream(host: Host, stream: OpenStream) -> None:
     """The agent left mid-stream: keep what arrived, marked incomplete, and tell the session."""
     host.streams.close(stream.message_id)
+    await host.cluster.stream_closed(stream)
     kept = False
     if stream.chunks:  # a reply with no text is not a message
         try:
@@ -251,14 +259,25 @@ async def stream_stop(host: Host, conn: Connection, data: dict[str, Any]) -> dic
     """``stream:stop`` on ``/chat``: a member ends an agent's reply at once, as ``stopped``."""
     request = StreamStop.model_validate(data)
     session = await member_session(host, conn, request.session_id)
-    stream = host.streams.get(request.message_id)
-    if stream is None or stream.session_id != session.id:
+    result = await stop_here(host, session.id, request.message_id, conn.principal)
+    if result is None:  # relayed by another node, or by none
+        result = await host.cluster.stop_stream(session.id, request.message_id, conn.principal)
+    if result is None:
         raise HostError("not_found.stream", message="No reply with that id is being streamed in this session.",
                         hint="The reply may have ended already; its final `message` holds it.")
+    return result
+
+
+async def stop_here(host: Host, session_id: str, message_id: str, by: Principal) -> dict[str, Any] | None:
+    """Stop a stream this node relays, as ``stopped``; the ack's fields, or None when it is not here."""
+    stream = host.streams.get(message_id)
+    if stream is None or stream.session_id != session_id:
+        return None
     # Closed and marked first: the agent's next chunk answers conflict.stream_closed
     # while the reply is being stored.
     host.streams.close(stream.message_id)
     host.streams.mark_stopped(stream)
+    await host.cluster.stream_closed(stream)
     stored: Message | None = None
     try:
         if stream.chunks:  # a reply with no text is not a message
@@ -267,9 +286,10 @@ async def stream_stop(host: Host, conn: Connection, data: dict[str, Any]) -> dic
         # Not stored: the stream goes on, and the member may stop it again.
         host.streams.unmark_stopped(stream.message_id)
         host.streams.open(stream)
+        await host.cluster.stream_changed(stream)
         raise
     try:
-        await host.sio.emit("stream:stop", {"session_id": session.id, "message_id": stream.message_id, "by": conn.principal.id},
+        await host.sio.emit("stream:stop", {"session_id": session_id, "message_id": stream.message_id, "by": by.id},
                             to=stream.sid, namespace="/agents")
     except Exception:
         log.exception("stream:stop for %s could not be sent to its agent", stream.message_id)
@@ -294,11 +314,12 @@ async def agent_status(host: Host, conn: Connection, data: dict[str, Any]) -> di
         # A session made after this socket connected: the agent is evidently
         # online in it, and its status must lapse when this socket leaves.
         conn.sessions.add(session.id)
-        if host.presence.arrive(session.id, agent, conn.sid):
+        if await member_arrives(host, session.id, agent, conn.sid):
             await announce(host, session.id, agent, "online")
     status = host.presence.set_status(session.id, agent, request.state, request.detail)
     if status is None:  # the socket left while this event was in flight
         raise HostError("protocol.not_connected")
+    await host.cluster.set_status(session.id, status)
     await host.sio.emit(
         "agent:status",
         {"session_id": session.id, "agent": agent.model_dump(), "state": status.state, "detail": status.detail, "ts": status.ts},
@@ -306,6 +327,36 @@ async def agent_status(host: Host, conn: Connection, data: dict[str, Any]) -> di
         namespace="/chat",
     )
     return {}
+
+
+# --- what other nodes may ask of this one ------------------------------------------
+
+
+def cluster_handlers(host: Host) -> ClusterHandlers:
+    """The core's answers to the cluster strategy's requests (:mod:`tkr_host.cluster`)."""
+
+    async def stop_stream(session_id: str, message_id: str, by: Principal) -> dict[str, Any] | None:
+        return await stop_here(host, session_id, message_id, by)
+
+    async def disconnect(sid: str, namespace: str, error: HostError) -> bool:
+        if host.connection(sid, namespace) is None:
+            return False
+        await host.disconnect_client(sid, namespace, error)
+        return True
+
+    async def member_gone(session_id: str, member: Member) -> None:
+        await announce(host, session_id, member, "offline")
+
+    async def stream_orphaned(record: dict[str, Any]) -> None:
+        text = str(record.get("text") or "")
+        stream = OpenStream(message_id=record["message_id"], session_id=record["session_id"],
+                            principal=Principal.model_validate(record["principal"]), sid="",
+                            in_reply_to=record.get("in_reply_to"), to=record.get("to"),
+                            chunks=[text] if text else [], length=len(text))
+        await abort_stream(host, stream)
+
+    return ClusterHandlers(stop_stream=stop_stream, disconnect=disconnect, member_gone=member_gone,
+                           stream_orphaned=stream_orphaned)
 
 
 def namespace() -> NamespaceSpec:

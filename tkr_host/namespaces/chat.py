@@ -124,8 +124,8 @@ async def join_session(host: Host, conn: Connection, data: dict[str, Any]) -> di
         "session": fresh.to_wire(),
         "messages": messages,
         "truncated": truncated,
-        "streams": host.streams_of(session.id),
-        "agents": [status.to_wire() for status in host.presence.statuses(session.id)],
+        "streams": await host.streams_of(session.id),
+        "agents": await host.cluster.statuses(session.id),
     }
 
 
@@ -189,7 +189,7 @@ async def _enter(host: Host, conn: Connection, session: Session) -> None:
         raise HostError("protocol.not_connected")
     conn.sessions.add(session.id)
     member = conn.principal.member()
-    arrived = host.presence.arrive(session.id, member, conn.sid)
+    arrived = await member_arrives(host, session.id, member, conn.sid)
     await host.sio.enter_room(conn.sid, session_room(session.id), namespace="/chat")
     if arrived:
         await announce(host, session.id, member, "online", skip_sid=conn.sid)
@@ -198,7 +198,7 @@ async def _enter(host: Host, conn: Connection, session: Session) -> None:
 async def _leave(host: Host, conn: Connection, session_id: str) -> None:
     conn.sessions.discard(session_id)
     await host.sio.leave_room(conn.sid, session_room(session_id), namespace="/chat")
-    if host.presence.depart(session_id, conn.principal.id, conn.sid):
+    if await member_departs(host, session_id, conn.principal.member(), conn.sid):
         await announce(host, session_id, conn.principal.member(), "offline")
 
 
@@ -220,7 +220,7 @@ async def depart_all(host: Host, conn: Connection) -> None:
     """The socket is gone from every session it followed: offline where it was the member's last."""
     for session_id in list(conn.sessions):
         conn.sessions.discard(session_id)
-        if host.presence.depart(session_id, conn.principal.id, conn.sid):
+        if await member_departs(host, session_id, conn.principal.member(), conn.sid):
             await announce(host, session_id, conn.principal.member(), "offline")
 
 
@@ -252,3 +252,19 @@ def namespace(stream_stop: EventHandler) -> NamespaceSpec:
         joined=joined,
         left=left,
     )
+
+
+async def member_arrives(host: Host, session_id: str, member: Member, sid: str) -> bool:
+    """Record ``sid`` in the session here and in the cluster; True when the member just came online anywhere.
+
+    The local record is made before the first await, so a caller that checked
+    the socket is still connected may rely on it.
+    """
+    first_here = host.presence.arrive(session_id, member, sid)
+    return await host.cluster.arrive(session_id, member, sid, first_here)
+
+
+async def member_departs(host: Host, session_id: str, member: Member, sid: str) -> bool:
+    """Forget ``sid`` here and in the cluster; True when the member just went offline everywhere."""
+    last_here = host.presence.depart(session_id, member.id, sid)
+    return await host.cluster.depart(session_id, member, sid, last_here)

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource
+from tkr_client.connection import Backoff, Link, State, StateChange, TokenSource, Urls
 from tkr_client.errors import TkrError, client_error
 from tkr_client.outbox import Outbox, new_client_id
 from tkr_client.queue import HandledIds, MemoryQueue, Outgoing, open_queue
@@ -47,7 +47,7 @@ class Agent:
 
     def __init__(
         self,
-        url: str | None = None,
+        url: Urls | None = None,
         token: TokenSource | None = None,
         *,
         max_concurrency: int = 8,
@@ -96,7 +96,7 @@ class Agent:
         self._task_handler = cast(TaskHandler, handler)
         return handler
 
-    def configure(self, url: str | None = None, token: TokenSource | None = None) -> None:
+    def configure(self, url: Urls | None = None, token: TokenSource | None = None) -> None:
         """Set the URL and credential after construction (``tkr-agent run`` does)."""
         if url is not None:
             self.url = url

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from tkr_client.connection import Backoff, ClientState, Link, State, StateChange, TokenSource
+from tkr_client.connection import Backoff, ClientState, Link, State, StateChange, TokenSource, Urls, url_list
 from tkr_client.errors import TkrError, client_error
 from tkr_client.events import DEFAULT_MAX_BUFFERED, EventHub, EventStream, Handler
 from tkr_client.feeds import Feed, StreamTracker
@@ -44,7 +44,7 @@ class ChatClient:
 
     def __init__(
         self,
-        url: str,
+        url: Urls,
         token: TokenSource,
         *,
         queue_path: str | Path | None = None,
@@ -56,14 +56,16 @@ class ChatClient:
         gap_grace: float = 0.25,
         on_state: Callable[[ClientState], Any] | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        #: Every node's URL; ``url`` is the first (the one named in messages).
+        self.urls = url_list(url)
+        self.url = self.urls[0]
         self.backoff = backoff or Backoff()
         self.call_timeout = call_timeout
         self.gap_grace = gap_grace
         self._hub = EventHub()
         if on_state is not None:
             self._hub.on("state", on_state)
-        self._link = Link(self.url, "/chat", token, backoff=self.backoff, on_connected=self._resume, on_state=self._link_changed,
+        self._link = Link(self.urls, "/chat", token, backoff=self.backoff, on_connected=self._resume, on_state=self._link_changed,
                           transports=transports, call_timeout=call_timeout)
         for event, name in (("message", "message"), ("message:chunk", "chunk"), ("presence", "presence"), ("receipt", "receipt"),
                             ("agent:status", "agent_status"), ("error", "error")):

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run an agent until SIGTERM or Ctrl-C")
     run.add_argument("target", help="FILE_OR_MODULE:ATTR, e.g. examples/echo_agent.py:agent")
-    run.add_argument("--url", default=os.environ.get("TKR_URL"), help="the host's URL (default: $TKR_URL)")
+    run.add_argument("--url", default=os.environ.get("TKR_URL"), help="the host's URL, or several nodes' URLs comma-separated for failover (default: $TKR_URL)")
     run.add_argument("--concurrency", type=int, default=None, help="handlers running at once (default: the agent's own)")
     run.add_argument("--shutdown-timeout", type=float, default=None, help="seconds running handlers get on SIGTERM")
     run.add_argument("--log-level", default=os.environ.get("TKR_LOG_LEVEL", "INFO"))

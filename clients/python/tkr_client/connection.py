@@ -11,6 +11,10 @@ Why full jitter: python-socketio waits ``base * factor**n`` plus a fixed
 second and meet the connect rate limit together. Full jitter (AWS Architecture
 Blog, "Exponential Backoff And Jitter") draws each delay uniformly from
 ``[0, min(cap, base * factor**attempt)]``, which spreads them over the window.
+
+Several URLs (the nodes of one deployment) give failover: after a failed
+connect or a drop, the next attempt goes to the next URL, round robin, so a
+client of a dead or draining node is back on another within one backoff delay.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +37,17 @@ log = logging.getLogger("tkr_client")
 
 State = Literal["connecting", "connected", "reconnecting", "closed"]
 TokenSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
+#: One host URL, or the URLs of several nodes of one deployment (failover, in order).
+Urls = str | Sequence[str]
+
+
+def url_list(urls: Urls) -> list[str]:
+    """The URLs as a non-empty list, without trailing slashes; a string may list several, comma-separated."""
+    found = [part.strip().rstrip("/") for part in urls.split(",")] if isinstance(urls, str) else [url.rstrip("/") for url in urls]
+    found = [url for url in found if url]
+    if not found:
+        raise ValueError("at least one host URL is needed")
+    return found
 EventHandler = Callable[[Any], Awaitable[None]]
 
 #: Refusals a new token may cure; any other ``auth.*`` or ``permission.*`` stops the loop.
@@ -114,7 +129,7 @@ class Link:
 
     def __init__(
         self,
-        url: str,
+        url: Urls,
         namespace: str,
         token: TokenSource,
         *,
@@ -125,7 +140,8 @@ class Link:
         connect_timeout: float = 10.0,
         call_timeout: float = 30.0,
     ) -> None:
-        self.url = url
+        self.urls = url_list(url)
+        self._current = 0
         self.namespace = namespace
         self._token = token
         self.backoff = backoff
@@ -144,6 +160,16 @@ class Link:
         self.state: State = "closed"
         self.fatal: TkrError | None = None
         self._last_error: TkrError | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL this link connects (or is connected) to."""
+        return self.urls[self._current]
+
+    def _fail_over(self) -> None:
+        if len(self.urls) > 1:
+            self._current = (self._current + 1) % len(self.urls)
+            log.info("%s: next attempt goes to %s", self.namespace, self.url)
 
     # --- handlers -----------------------------------------------------------------
 
@@ -294,8 +320,10 @@ class Link:
                     if self._closing.is_set():
                         return
                     error = self._last_error  # an `error` event before the drop may carry retry_after
+                    self._fail_over()  # the node dropped us (died, drained): try another first
                 else:
                     self._last_error = error
+                    self._fail_over()
                 delay = self.backoff.delay(attempt, error.retry_after if error is not None else None)
                 attempt += 1
                 self._set_state(StateChange("reconnecting" if ever_connected else "connecting", attempt, delay, error))

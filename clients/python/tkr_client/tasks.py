@@ -15,7 +15,7 @@ import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tkr_client.connection import Backoff, Link, StateChange, TokenSource
+from tkr_client.connection import Backoff, Link, StateChange, TokenSource, Urls
 from tkr_client.errors import TkrError, client_error
 from tkr_client.types import FINAL_TASK_STATES, Message, SentMessage
 
@@ -147,7 +147,7 @@ class Task:
 class TaskWatcher:
     """Subscriptions on ``/tasks``: the latest document of each followed task."""
 
-    def __init__(self, url: str, token: TokenSource, backoff: Backoff, transports: list[str] | None = None) -> None:
+    def __init__(self, url: Urls, token: TokenSource, backoff: Backoff, transports: list[str] | None = None) -> None:
         self._link = Link(url, "/tasks", token, backoff=backoff, on_connected=self._resubscribe, on_state=self._state, transports=transports)
         self._link.on("task:update", self._updated)
         self._documents: dict[tuple[str, str], dict[str, Any]] = {}

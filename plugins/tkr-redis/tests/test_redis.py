@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -16,7 +15,7 @@ async def two_nodes(tkr_settings, tkr_plugins, url: str, channel: str):
     return await start_host(settings, tkr_plugins), await start_host(settings, tkr_plugins)
 
 
-async def test_a_message_sent_on_one_node_reaches_sockets_on_the_other(tkr_settings, tkr_plugins, redis_url, channel):
+async def test_a_message_sent_on_one_node_reaches_sockets_on_the_other(tkr_settings, tkr_plugins, redis_url, channel, subscribed):
     (node_a, stop_a), (node_b, stop_b) = await two_nodes(tkr_settings, tkr_plugins, redis_url, channel)
     clients: list[TkrClient] = []
     try:
@@ -28,7 +27,7 @@ async def test_a_message_sent_on_one_node_reaches_sockets_on_the_other(tkr_setti
         session_id = await alice.create_session(agents=["echo"])
         await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
         await bob.join(session_id)
-        await asyncio.sleep(0.3)  # the listeners have subscribed
+        await subscribed(channel, 2)  # python-socketio subscribes on its first emit or listen
         acks = [await alice.send_text(session_id, f"m{i}", to="echo") for i in range(5)]
         got = await bob.wait_for("message", lambda m: m["seq"] == 5)
         assert got["sender"]["id"] == "alice"

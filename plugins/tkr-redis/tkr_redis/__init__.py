@@ -23,11 +23,13 @@ import socketio
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
+from tkr_host import ClusterState, hookimpl
 from tkr_host import HostAPI as Host
-from tkr_host import hookimpl
+from tkr_redis.cluster import RedisCluster
 
 PLUGIN_NAME = "redis"
 READINESS_CLIENT = "redis.readiness_client"
+FAILURES = "redis.failures"
 log = logging.getLogger("tkr_redis")
 
 
@@ -40,6 +42,9 @@ class RedisSettings(BaseModel):
     url: str | None = Field(default=None, pattern=r"^(redis|rediss|redis\+sentinel)://")
     #: The pub/sub channel; nodes of one deployment share it, deployments do not.
     channel: str = Field(default="tkr-host", min_length=1, max_length=200)
+    #: Seconds a node's presence, statuses, streams and agents outlive its last
+    #: refresh (every third of this): how long a dead node's entries take to fade.
+    presence_ttl_s: float = Field(default=30.0, ge=1.0, le=3600.0)
 
 
 @hookimpl
@@ -52,9 +57,25 @@ def client_manager(host: Host) -> socketio.AsyncManager | None:
     settings = host.config(PLUGIN_NAME, RedisSettings)
     if settings.url is None:
         return None
-    failures = Counter("tkr_redis_failures", "Redis publishes and receives that failed (a lost publish is a lost cross-node emit)",
-                       ["operation"], registry=host.metrics.registry)
-    return socketio.AsyncRedisManager(settings.url, channel=settings.channel, logger=CountingLogger(log, failures))
+    return socketio.AsyncRedisManager(settings.url, channel=settings.channel, logger=CountingLogger(log, failure_counter(host)))
+
+
+@hookimpl
+def cluster_state(host: Host, local: ClusterState) -> ClusterState | None:
+    settings = host.config(PLUGIN_NAME, RedisSettings)
+    if settings.url is None:
+        return None
+    return RedisCluster(local, settings.url, f"{settings.channel}:cluster", settings.presence_ttl_s, failure_counter(host))
+
+
+def failure_counter(host: Host) -> Counter:
+    """``tkr_redis_failures_total``, made once per host: the manager and the cluster state share it."""
+    counter = host.extensions.get(FAILURES)
+    if counter is None:
+        counter = host.extensions[FAILURES] = Counter(
+            "tkr_redis_failures", "Redis operations that failed (a lost publish is a lost cross-node emit)",
+            ["operation"], registry=host.metrics.registry)
+    return counter
 
 
 class CountingLogger:

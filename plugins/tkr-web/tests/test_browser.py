@@ -203,6 +203,45 @@ def test_a_message_seen_by_another_member_shows_as_read(web_host, page, browser)
         bob.context.close()
 
 
+TASK_PANEL_ON = "[plugins.flags.flags]\ntask_panel = true\n"
+TASK_PANEL_OFF = "[plugins.flags.flags]\ntask_panel = false\n"
+
+
+def send_task(web_host: WebHost, session_id: str) -> None:
+    other = socketio.Client(reconnection=False)
+    other.connect(web_host.url, namespaces=["/chat"], auth={"token": make_token("alice")}, transports=["websocket"])
+    try:
+        for index, (action, extra) in enumerate([("create", {"title": "Write the release notes"}), ("update", {"state": "working"})]):
+            ack = other.call("message:send", {"session_id": session_id, "client_id": f"flag-{index}", "type": "task",
+                                              "payload": {"task_id": "notes", "action": action, **extra}}, namespace="/chat")
+            assert ack["ok"], ack
+    finally:
+        other.disconnect()
+
+
+@pytest.mark.web_config(TASK_PANEL_ON)
+def test_with_the_task_panel_flag_on_the_tasks_button_opens_the_side_panel(web_host, page):
+    """docs/web.md: the task side panel shows only when GET /api/v1/flags says task_panel is on."""
+    sign_in(page, web_host)
+    session_id = new_session(page, "Flag on")
+    send_task(web_host, session_id)
+    page.wait_for_selector('html[data-task-panel="on"]')
+    page.wait_for_selector("#toggle-tasks:not([hidden])")
+    page.click("#toggle-tasks")
+    page.wait_for_selector('#tasks-panel:not([hidden]) .task-item[data-task-id="notes"] >> text=Working')
+
+
+@pytest.mark.web_config(TASK_PANEL_OFF)
+def test_with_the_task_panel_flag_off_there_is_no_task_panel(web_host, page):
+    sign_in(page, web_host)
+    session_id = new_session(page, "Flag off")
+    send_task(web_host, session_id)
+    page.wait_for_selector('html[data-task-panel="off"]')  # the page has read the flags
+    page.wait_for_function("() => document.querySelectorAll('.task-card').length === 2")  # the task did arrive
+    assert page.is_hidden("#toggle-tasks") and page.is_hidden("#tasks-panel")
+
+
+@pytest.mark.web_config(TASK_PANEL_ON)
 def test_context_shows_as_a_chip_and_tasks_as_cards_followed_in_the_side_panel(web_host, page, viewport):
     sign_in(page, web_host)
     session_id = new_session(page, "Release")

@@ -254,9 +254,23 @@ function startChat(client, markdown) {
     close();
   });
   const toggleTasks = (show) => {
-    $("#tasks-panel").hidden = !show;
-    $("#toggle-tasks").setAttribute("aria-expanded", String(show));
+    $("#tasks-panel").hidden = !(show && taskPanelOn);
+    $("#toggle-tasks").setAttribute("aria-expanded", String(show && taskPanelOn));
   };
+  // The task side panel is behind the `task_panel` flag (tkr-flags, GET /api/v1/flags,
+  // which gives this principal's own flags). Off until the host says it is on, and
+  // off when the host has no flags route (404): a flag nobody knows is off.
+  let taskPanelOn = false;
+  const readFlags = async () => {
+    const ack = await client.http("/api/v1/flags");
+    if (!ack.ok && ack.error?.code === "protocol.offline") return; // keep what was known; read again once online
+    taskPanelOn = ack.ok && ack.flags?.task_panel === true;
+    $("#toggle-tasks").hidden = !taskPanelOn;
+    document.documentElement.dataset.taskPanel = taskPanelOn ? "on" : "off";
+    if (!taskPanelOn) toggleTasks(false);
+  };
+  $("#toggle-tasks").hidden = true;
+  client.on("state", ({ state }) => state === "online" && void readFlags());
   $("#toggle-tasks").addEventListener("click", () => toggleTasks($("#tasks-panel").hidden));
   $("#close-tasks").addEventListener("click", () => toggleTasks(false));
   $("#sidebar-toggle").addEventListener("click", () => {
