@@ -7,7 +7,7 @@ rewrites every function into a trampoline under `mutants/` and expects the tests
 import from there; the editable installs resolve `tkr_host` and each `tkr_<plugin>`
 to the work tree, and pluggy reads hook implementations by their signature. Running
 mutmut 2 in place on the work tree would leave a mutant behind if the run is killed,
-so each module is mutated in a copy of the tree under `MUTANTS_DIR` (default
+so each module is mutated in a copy of the committed tree under `MUTANTS_DIR` (default
 `/tmp/tkr-mutants`), imported ahead of the editable installs through `PYTHONPATH`
 (their finders come after the path on `sys.meta_path`), with the work tree's venv.
 
@@ -30,8 +30,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES = Path(__file__).with_name("modules.txt")
-#: Not copied: the venv (used in place), node modules, git's own files, earlier results.
-SKIP = {".venv", "node_modules", ".git", "mutants", ".mypy_cache", ".ruff_cache", "__pycache__", "var", ".mutmut-cache"}
 
 
 @dataclass
@@ -61,9 +59,13 @@ def read_modules() -> list[Module]:
 
 
 def copy_tree(target: Path) -> None:
+    """The committed tree (HEAD), not the working files: a bug planted by hand for a
+    moment while a run starts must not end up in the copy."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(REPO, target, ignore=lambda _dir, names: [n for n in names if n in SKIP])
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
 
 
 def import_roots(tree: Path) -> str:
