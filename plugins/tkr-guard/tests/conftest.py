@@ -13,7 +13,6 @@ admin on 127.0.0.1 is not. Helpers come as fixtures, since
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +23,7 @@ import pytest
 import redis.asyncio as redis
 
 from tkr_host.testing import ConnectRefused, RunningHost, TkrClient, connect_client, deep_merge, make_token
+from tkr_host.testing import eventually as wait_until
 
 REDIS_ENV = "TKR_TEST_REDIS_URL"
 
@@ -119,14 +119,6 @@ def http() -> Callable[..., Awaitable[tuple[int, Any]]]:
             return response.status, await response.json(content_type=None)
 
     return call
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "the condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} did not hold within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
