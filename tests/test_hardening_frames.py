@@ -15,26 +15,15 @@ import io
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 
 from tkr_host import hookimpl
+from tkr_host.testing import raw_socket
 
 ATTACHMENT_PLACEHOLDER = '{"_placeholder":true,"num":0}'
 MEGABYTE = 1_048_576
-
-
-@asynccontextmanager
-async def raw_socket(url: str) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    """An Engine.IO v4 WebSocket session, past its open packet."""
-    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url, max_msg_size=0) as ws:
-        opening = await ws.receive(timeout=5)
-        assert opening.type == aiohttp.WSMsgType.TEXT and opening.data.startswith("0{")
-        yield ws
 
 
 async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> list[str]:

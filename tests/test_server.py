@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 
-
-@asynccontextmanager
-async def raw_socket(url: str) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    """An Engine.IO v4 WebSocket session, past its open packet."""
-    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url) as ws:
-        opening = await ws.receive(timeout=5)
-        assert opening.type == aiohttp.WSMsgType.TEXT and opening.data.startswith("0{")
-        yield ws
+from tkr_host.testing import raw_socket
 
 
 async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10, pong: bool = True) -> list[str]:
@@ -59,9 +49,11 @@ async def test_a_session_that_connects_no_namespace_is_closed(tkr_host):
 
 @pytest.mark.tkr_settings({"host": {"connect_timeout_s": 0.5}})
 async def test_a_session_with_a_namespace_outlives_the_connect_timeout(tkr_host, tkr_token):
-    async with raw_socket(tkr_host.url) as ws:
+    async with raw_socket(tkr_host.url) as ws, raw_socket(tkr_host.url) as sentinel:
         await connect_chat(ws, tkr_token("alice"))
-        await asyncio.sleep(1.0)
+        # The sentinel opened with it and connects no namespace: once the connect timeout
+        # has closed it, that timeout has passed for ws too.
+        await frames_until_closed(sentinel)
         await ws.send_str('42/chat,1["session:list",{}]')
         frames = []
         while not frames or not frames[-1].startswith("43/chat,1"):
