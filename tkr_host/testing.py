@@ -25,6 +25,7 @@ subprocess), ``room`` (a session with a second member), and the
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import copy
 import inspect
@@ -360,21 +361,37 @@ POSTGRES_ENV = "TKR_TEST_POSTGRES_DSN"
 REDIS_ENV = "TKR_TEST_REDIS_URL"
 
 
+def postgres_answers(dsn: str, timeout: float = 5.0) -> str | None:
+    """``None`` when the PostgreSQL server of ``dsn`` accepts a connection, else why not.
+
+    Probed in a thread with its own event loop, so that a sync fixture can call it from
+    inside a running loop (an async fixture's ``request.getfixturevalue``)."""
+    try:
+        import asyncpg  # type: ignore[import-untyped]  # installed with tkr-store-peewee
+    except ImportError:
+        return "asyncpg is not installed (it comes with tkr-store-peewee)"
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(dsn, timeout=timeout)
+        await connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(asyncio.run, probe()).result()
+        except Exception as exc:  # any failure to answer reads the same
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 @pytest.fixture
-async def postgres_dsn() -> str:
+def postgres_dsn() -> str:
     """The test PostgreSQL: skips when ``TKR_TEST_POSTGRES_DSN`` is unset, fails when it does not answer."""
     dsn = os.environ.get(POSTGRES_ENV)
     if not dsn:
         pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a DSN such as postgresql://postgres@127.0.0.1:5432/test")
-    try:
-        import asyncpg  # type: ignore[import-untyped]  # installed with tkr-store-peewee
-    except ImportError:
-        pytest.skip("asyncpg is not installed (it comes with tkr-store-peewee)")
-    try:
-        connection = await asyncpg.connect(dsn, timeout=5)
-        await connection.close()
-    except Exception as exc:  # any failure to answer is the same message
-        pytest.fail(f"{POSTGRES_ENV}={dsn} is set, but PostgreSQL does not answer: {exc}")
+    problem = postgres_answers(dsn)
+    if problem is not None:
+        pytest.fail(f"{POSTGRES_ENV}={dsn} is set, but PostgreSQL does not answer: {problem}")
     return dsn
 
 
