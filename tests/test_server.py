@@ -6,34 +6,12 @@ closes them, and so does the host (tkr_host/server.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
 import pytest
 
-from tkr_host.testing import raw_socket
-
-
-async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10, pong: bool = True) -> list[str]:
-    """Every text frame until the server closes the socket (answering pings, unless ``pong`` is False)."""
-    frames: list[str] = []
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await ws.receive()
-            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                return frames
-            if message.type == aiohttp.WSMsgType.TEXT:
-                if message.data == "2" and pong:
-                    await ws.send_str("3")
-                    continue
-                frames.append(message.data)
-
-
-async def connect_chat(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
-    await ws.send_str("40/chat," + json.dumps({"token": token}))
-    reply = await ws.receive(timeout=5)
-    assert reply.data.startswith("40/chat,{"), reply.data
+from tkr_host.testing import connect_chat, frames_until_closed, raw_socket
 
 
 def security_count(tkr_host, kind: str) -> float:

@@ -29,6 +29,7 @@ import concurrent.futures
 import contextlib
 import copy
 import inspect
+import json
 import os
 import secrets
 import socket
@@ -151,12 +152,9 @@ async def start_host(settings: dict[str, Any], plugins: list[Any] | tuple[Any, .
     """Serve a host on a free port in this loop; return it and its stop function."""
     app = create_app(load_settings(None, **settings), plugins)
     # Bind first and hand Hypercorn the descriptor: no race for the port.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    # Listen now: Hypercorn only listens after the app's start-up, which is when
+    # Listening now: Hypercorn only listens after the app's start-up, which is when
     # this function returns, and a connect before that would be refused.
-    listener.listen(128)
+    listener = bound_listener()
     port = listener.getsockname()[1]
     # The host's own Hypercorn settings (timeouts, the per-address cap), on this socket.
     config = app.host.settings.hypercorn_config()
@@ -432,16 +430,45 @@ async def raw_socket(url: str, max_msg_size: int = 0) -> AsyncIterator[aiohttp.C
         yield ws
 
 
+async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10, pong: bool = True) -> list[str]:
+    """Every text frame of a raw socket until the server closes it, answering Engine.IO pings
+    (unless ``pong`` is False: a client that stopped answering)."""
+    frames: list[str] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.receive()
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                return frames
+            if message.type == aiohttp.WSMsgType.TEXT:
+                if message.data == "2" and pong:
+                    with contextlib.suppress(ConnectionError):  # the server may close meanwhile
+                        await ws.send_str("3")
+                    continue
+                frames.append(message.data)
+
+
+async def connect_chat(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
+    """Connect a raw socket to ``/chat`` with ``token``; fails unless the connect is accepted."""
+    await ws.send_str("40/chat," + json.dumps({"token": token}))
+    reply = await ws.receive(timeout=DEFAULT_TIMEOUT)
+    assert reply.data.startswith("40/chat,{"), reply.data
+
+
+def bound_listener() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1, listening; the caller closes it."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
+
+
 @contextlib.contextmanager
 def listening_socket() -> Iterator[socket.socket]:
     """A socket bound to a free port of 127.0.0.1 and listening: hand it to a subprocess with
     ``pass_fds`` and ``bind = ["fd://N"]``. Nothing else can take the port meanwhile, as it
     could between closing a probe socket and the subprocess binding its number."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    listener.set_inheritable(True)
+    listener = bound_listener()
     try:
         yield listener
     finally:

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tkr_host.testing import TEST_JWT_SECRET, connect_client, make_token, wait_ready
+from tkr_host.testing import TEST_JWT_SECRET, bound_listener, connect_client, make_token, wait_ready
 
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 30.0
@@ -98,10 +97,7 @@ class ServedHost:
         # Bound once and kept until close(): every start of this host serves on it (fd://N), so a
         # restart gets the same port and nothing can take it in between. Connects made while the
         # host is down wait in its backlog and are answered by the next start.
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
+        self.listener = bound_listener()
         self.port = int(self.listener.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.store = store
