@@ -246,3 +246,36 @@ async def test_a_move_back_to_submitted_is_a_lifecycle_conflict_not_a_bad_payloa
     refused = await alice.call("message:send", task(session_id, task_id="t1", action="update", state="submitted"))
     assert refused["error"]["code"] == "conflict.task_state"
     assert refused["error"]["details"] == {"from": "working", "to": "submitted"}
+
+
+@pytest.mark.parametrize("event", ["task:subscribe", "task:unsubscribe", "task:get"])
+async def test_tasks_events_take_strict_payloads(tkr_client, event):
+    # docs/protocol.md, Acknowledgements: payloads are strict (an unknown key is refused, types
+    # are not converted); `session_id` is 1-64 characters (the path of a message).
+    _, session_id = await setup(tkr_client)
+    tasks = await tkr_client("alice", namespace="/tasks")
+    bad = [{"session_id": 5, "task_id": "t1"}, {"session_id": session_id, "task_id": "t1", "extra": 1},
+           {"session_id": "", "task_id": "t1"}, {"session_id": "s" * 65, "task_id": "t1"}, {"session_id": session_id},
+           {"task_id": "t1"}, {"session_id": session_id, "task_id": 1}]
+    for payload in bad:
+        ack = await tasks.call(event, payload)
+        assert ack["ok"] is False and ack["error"]["code"] == "validation.payload", (payload, ack)
+    # At the bounds the payload is fine: the task is just not there.
+    for edge in ("s", "s" * 64):
+        ack = await tasks.call(event, {"session_id": edge, "task_id": "t1"})
+        assert ack["ok"] is False and ack["error"]["code"] == "not_found.task", (edge, ack)
+
+
+async def test_an_unsubscribed_socket_gets_no_more_updates(tkr_client):
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
+    leaving = await tkr_client("alice", namespace="/tasks")
+    staying = await tkr_client("alice", namespace="/tasks")
+    for socket in (leaving, staying):
+        await socket.ok("task:subscribe", {"session_id": session_id, "task_id": "t1"})
+        await socket.wait_for("task:update")
+    await leaving.ok("task:unsubscribe", {"session_id": session_id, "task_id": "t1"})
+    await alice.ok("message:send", task(session_id, task_id="t1", action="update", state="working"))
+    # The sentinel: the socket that stayed gets the change; the one that left would have by then.
+    await staying.wait_for("task:update", lambda update: update["task"]["state"] == "working")
+    assert [update["task"]["state"] for update in leaving.received("task:update")] == ["submitted"]
