@@ -80,10 +80,8 @@ def run_module(module: Module, scratch: Path, python: Path) -> None:
     env = {**os.environ, "PYTHONPATH": import_roots(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     # -x: a mutant is killed by its first failing test; no randomly: the same order per mutant;
     # a timeout per test, so that a mutant that hangs (an endless loop) fails instead.
-    # mutmut 2 counts only exit code 1 as a kill: a mutant that breaks the import (pytest's
-    # exit 2, a collection error) would count as a survivor. Any failure is a kill here.
-    runner = (f"{python} -m pytest -x -q -p no:randomly -p no:cacheprovider --timeout=60 " + " ".join(module.tests)
-              + " || exit 1")
+    # pytest_or_1.py: any failure, an import broken by the mutant included, kills it.
+    runner = f"{python} tests/mutation/pytest_or_1.py -x -q -p no:randomly -p no:cacheprovider --timeout=60 " + " ".join(module.tests)
     mutmut = python.parent / "mutmut"
     started = time.monotonic()
     subprocess.run([str(mutmut), "run", "--paths-to-mutate", module.path, "--runner", runner, "--tests-dir", module.tests[0],
