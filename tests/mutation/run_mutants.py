@@ -43,7 +43,9 @@ class Module:
 
     @property
     def score(self) -> str:
-        killed = self.counts.get("killed", 0)
+        # mutmut 2's "suspicious" is a mutant the tests killed, slowly; a timeout is a mutant that
+        # hung the tests (and pytest-timeout failed them). Both count as caught.
+        killed = sum(self.counts.get(status, 0) for status in ("killed", "suspicious", "timeout"))
         total = sum(self.counts.values())
         return f"{100 * killed / total:.0f} %" if total else "-"
 
