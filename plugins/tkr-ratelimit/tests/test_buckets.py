@@ -179,3 +179,14 @@ def test_the_interval_is_never_below_one_microsecond() -> None:
     assert Rate(2 * MICROS, 1).interval_us == 1
     assert Rate(MICROS, 1).interval_us == 1
     assert Rate(MICROS / 2, 1).interval_us == 2
+
+
+def test_a_rate_and_a_decision_cannot_be_changed_after_the_fact() -> None:
+    # Shared by every key of a table and between the backends: a change would move them all.
+    import dataclasses
+
+    rate, decision = Rate(10, 5), gcra(Rate(10, 5), None, MICROS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rate.burst = 6  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.allowed = False  # type: ignore[misc]
