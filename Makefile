@@ -12,7 +12,7 @@ CLIENT := clients/python
 #: Where `make run` starts the host (the bind of config.example.toml); the echo agent connects here.
 RUN_URL ?= http://127.0.0.1:8000
 
-.PHONY: run test lint typecheck pytest bench install clean docs
+.PHONY: run test lint typecheck pytest bench install clean docs mutants
 
 $(STAMP): pyproject.toml $(CLIENT)/pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,14 @@ test: lint typecheck pytest
 docs: $(STAMP)
 	$(BIN)/python scripts/hook_reference.py
 	$(BIN)/python scripts/error_reference.py
+
+# Mutation testing (docs/testing.md), NOT part of `make test`: slow. The modules and their tests are
+# the lines of tests/mutation/modules.txt; `make mutants MUTANTS="tkr_host/errors.py"` runs some of them.
+# The report: mutants/report.md (git-ignored).
+MUTANTS ?=
+mutants: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[mutants]"
+	$(BIN)/python tests/mutation/run_mutants.py $(MUTANTS)
 
 # The benchmark's Node socket.io server and JS socket.io-client load, from their lockfile.
 BENCH_NODE := bench/node/node_modules/.installed

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
+from tkr_host.testing import eventually
+
 STATES = ("idle", "thinking", "working", "waiting")
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
-    """The first truthy result of ``probe``, polled until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.02)
 
 
 async def get_agents(url: str, bearer: str | None) -> tuple[int, dict[str, Any]]:

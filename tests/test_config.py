@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import BaseModel, ConfigDict
 
 from tkr_host import hookimpl
 from tkr_host.config import ConfigError, load_settings
 from tkr_host.plugins import make_plugin_manager, validate_plugin_tables
+
+#: Found from this file, not the working directory.
+EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
 
 
 def write(tmp_path, text: str):
@@ -118,7 +123,7 @@ def test_a_table_for_a_disabled_plugin_is_ignored(tmp_path):
 
 def test_the_example_config_file_is_valid(monkeypatch):
     monkeypatch.setenv("TKR_JWT_SECRET", "n" * 48)
-    settings = load_settings("config.example.toml")
+    settings = load_settings(EXAMPLE)
     validated = validate_plugin_tables(make_plugin_manager(settings), settings)
     assert settings.hypercorn["bind"] == ["127.0.0.1:8000"]
     assert "store_peewee" in validated

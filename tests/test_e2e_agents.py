@@ -20,8 +20,8 @@ from tkr_host.testing import TkrClient, default_settings
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgres" and not os.environ.get("TKR_TEST_POSTGRES_DSN"):
-        pytest.skip("TKR_TEST_POSTGRES_DSN is not set: the PostgreSQL run needs a DSN such as postgresql://postgres@127.0.0.1:5432/test")
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_dsn")  # the kit's: skips when unset, fails when PostgreSQL does not answer
     return str(request.param)
 
 

@@ -15,48 +15,15 @@ import io
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 
 from tkr_host import hookimpl
+from tkr_host.testing import connect_chat, frames_until_closed, raw_socket
 
 ATTACHMENT_PLACEHOLDER = '{"_placeholder":true,"num":0}'
 MEGABYTE = 1_048_576
-
-
-@asynccontextmanager
-async def raw_socket(url: str) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    """An Engine.IO v4 WebSocket session, past its open packet."""
-    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url, max_msg_size=0) as ws:
-        opening = await ws.receive(timeout=5)
-        assert opening.type == aiohttp.WSMsgType.TEXT and opening.data.startswith("0{")
-        yield ws
-
-
-async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> list[str]:
-    """Every text frame until the server closes the socket, answering pings."""
-    frames: list[str] = []
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await ws.receive()
-            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                return frames
-            if message.type == aiohttp.WSMsgType.TEXT:
-                if message.data == "2":
-                    with contextlib.suppress(ConnectionError):
-                        await ws.send_str("3")
-                    continue
-                frames.append(message.data)
-
-
-async def connect_chat(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
-    await ws.send_str("40/chat," + json.dumps({"token": token}))
-    reply = await ws.receive(timeout=5)
-    assert reply.data.startswith("40/chat,{"), reply.data
 
 
 def error_codes(frames: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from tkr_host.errors import HostError
-from tkr_host.testing import ConnectRefused, TkrClient
+from tkr_host.testing import ConnectRefused, TkrClient, eventually
 
 IDLE = {"plugins": {"guard": {"idle_timeout_s": 1.0}}}
 
@@ -25,16 +25,9 @@ def gauge(tkr_host, namespace: str = "/chat") -> float:
     return tkr_host.host.metrics.connections.labels(namespace)._value.get()
 
 
-async def eventually(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 (host state has no event to wait on)
-            await asyncio.sleep(0.02)
-    assert condition(), what
-
-
 async def settled(tkr_host, open_now: int, namespace: str = "/chat") -> None:
     """Wait until the host knows ``open_now`` sockets in the namespace, then compare the gauge."""
-    await eventually(lambda: sum(1 for ns, _ in tkr_host.host.connections if ns == namespace) == open_now, "the host to settle")
+    await eventually(lambda: sum(1 for ns, _ in tkr_host.host.connections if ns == namespace) == open_now, what="the host to settle")
     assert gauge(tkr_host, namespace) == open_now
 
 
@@ -65,7 +58,7 @@ async def test_a_ban_and_the_banned_principal_coming_back(tkr_host, tkr_client, 
     assert guard is not None
     bans = await guard.backend.ban([Target("principal", "alice")], "a test ban", ban_s=60)
     guard.kick(bans)
-    await eventually(lambda: not alice.sio.connected, "alice to be disconnected")
+    await eventually(lambda: not alice.sio.connected, what="alice to be disconnected")
     await settled(tkr_host, 1)
     for _ in range(3):  # refused by the guard's on_connect
         with pytest.raises(ConnectRefused) as refused:
@@ -78,7 +71,7 @@ async def test_a_ban_and_the_banned_principal_coming_back(tkr_host, tkr_client, 
 async def test_an_idle_timeout(tkr_host, tkr_client):
     await tkr_client("alice")
     await settled(tkr_host, 1)
-    await eventually(lambda: not tkr_host.host.connections, "the idle socket to be closed")
+    await eventually(lambda: not tkr_host.host.connections, what="the idle socket to be closed")
     await settled(tkr_host, 0)
 
 

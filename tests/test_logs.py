@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from tkr_host import hookimpl
 from tkr_host.logs import JsonFormatter, make_handler
-from tkr_host.testing import TEST_JWT_SECRET, wait_ready
+from tkr_host.testing import TEST_JWT_SECRET, bound_listener, wait_ready
 
 BIN = Path(sys.executable).parent
 #: The fields docs/operations.md promises on every JSON line, and those it promises where known.
@@ -93,9 +92,7 @@ def test_a_json_line_is_one_line_even_with_a_traceback():
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
 async def test_serve_prints_every_line_in_the_configured_format(tmp_path, log_format):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
+    listener = bound_listener()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     config = tmp_path / "config.toml"
     config.write_text(

@@ -9,14 +9,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tkr_host.testing import TkrClient, connect_client
+from tkr_host.testing import TkrClient, bound_listener, connect_client
 
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+)/#token=(\S+)")
@@ -37,9 +36,7 @@ def processes_of_group(pgid: int) -> list[int]:
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 async def test_make_run_serves_the_page_link_and_the_echo_agent_answers_then_ctrl_c_stops_both(tmp_path):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
+    listener = bound_listener()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     config = tmp_path / "config.toml"
     config.write_text(

@@ -10,26 +10,33 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tkr_host.testing import TEST_JWT_SECRET, TkrClient, connect_client, make_token, wait_ready
+from tkr_host.testing import TEST_JWT_SECRET, TkrClient, connect_client, listening_socket, make_token, wait_ready
 
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A pre-bound, listening socket that every host of the test serves on (``fd://N``),
+    kept by the test so that a restarted host gets the same port, which nobody can take between."""
+    with listening_socket() as bound:
+        yield bound
 
 
-def write_config(tmp_path: Path, port: int) -> Path:
+def url_of(listener: socket.socket) -> str:
+    return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def write_config(tmp_path: Path, listener: socket.socket) -> Path:
     config = tmp_path / "config.toml"
     config.write_text(
-        f'bind = ["127.0.0.1:{port}"]\nworkers = 1\ngraceful_timeout = 5\n'
+        f'bind = ["fd://{listener.fileno()}"]\nworkers = 1\ngraceful_timeout = 5\n'
         "[host]\nping_interval_s = 1\nping_timeout_s = 2\ndrain_timeout_s = 5\n"
         '[plugins.auth_jwt]\nsecret = "env:TKR_JWT_SECRET"\n'
         f'[plugins.store_peewee]\nurl = "sqlite:///{tmp_path}/tkr.db"\n'
@@ -41,11 +48,11 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     await wait_ready(url, process)
 
 
-def start(args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:
+def start(args: list[str], tmp_path: Path, listener: socket.socket, **env: str) -> subprocess.Popen[bytes]:
     with (tmp_path / "server.log").open("ab") as log:  # the child keeps its own copy of the descriptor
         # A session of its own, so that clean-up reaches Hypercorn's workers too.
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
-                                env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET, **env})
+                                pass_fds=[listener.fileno()], env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET, **env})
 
 
 @pytest.fixture
@@ -58,10 +65,9 @@ def stop_processes():
         process.wait(10)
 
 
-async def test_sigterm_drains_and_exits_zero(tmp_path, stop_processes):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start([str(BIN / "tkr-host"), "serve", "--config", str(write_config(tmp_path, port))], tmp_path)
+async def test_sigterm_drains_and_exits_zero(tmp_path, stop_processes, listener):
+    url = url_of(listener)
+    server = start([str(BIN / "tkr-host"), "serve", "--config", str(write_config(tmp_path, listener))], tmp_path, listener)
     stop_processes.append(server)
     await wait_healthy(url, server)
     alice = TkrClient(await connect_client(url, make_token("alice")), "alice", "/chat")
@@ -73,7 +79,7 @@ async def test_sigterm_drains_and_exits_zero(tmp_path, stop_processes):
     assert await asyncio.to_thread(server.wait, 20) == 0, (tmp_path / "server.log").read_text()
     await alice.close()
     # Every acked message is in the store once the host restarts on the same file.
-    server = start([str(BIN / "tkr-host"), "serve", "--config", str(tmp_path / "config.toml")], tmp_path)
+    server = start([str(BIN / "tkr-host"), "serve", "--config", str(tmp_path / "config.toml")], tmp_path, listener)
     stop_processes.append(server)
     await wait_healthy(url, server)
     again = TkrClient(await connect_client(url, make_token("alice")), "alice", "/chat")
@@ -82,11 +88,10 @@ async def test_sigterm_drains_and_exits_zero(tmp_path, stop_processes):
     await again.close()
 
 
-async def test_hypercorn_serves_the_same_app_from_tkr_config(tmp_path, stop_processes):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    config = write_config(tmp_path, port)
-    server = start([str(BIN / "hypercorn"), "--config", str(config), "tkr_host.asgi:app"], tmp_path, TKR_CONFIG=str(config))
+async def test_hypercorn_serves_the_same_app_from_tkr_config(tmp_path, stop_processes, listener):
+    url = url_of(listener)
+    config = write_config(tmp_path, listener)
+    server = start([str(BIN / "hypercorn"), "--config", str(config), "tkr_host.asgi:app"], tmp_path, listener, TKR_CONFIG=str(config))
     stop_processes.append(server)
     await wait_healthy(url, server)
     alice = TkrClient(await connect_client(url, make_token("alice"), transports=["polling"]), "alice", "/chat")
@@ -95,7 +100,7 @@ async def test_hypercorn_serves_the_same_app_from_tkr_config(tmp_path, stop_proc
     await alice.close()
 
 
-async def test_sigterm_with_calls_in_flight_acks_them_refuses_new_connects_and_exits_zero(tmp_path, stop_processes):
+async def test_sigterm_with_calls_in_flight_acks_them_refuses_new_connects_and_exits_zero(tmp_path, stop_processes, listener):
     """docs/protocol.md, Shutdown: events already running finish and are acked, new
     connects get `protocol.shutting_down`, `/readyz` answers 503, and the process exits 0.
 
@@ -112,16 +117,15 @@ async def test_sigterm_with_calls_in_flight_acks_them_refuses_new_connects_and_e
     if not dsn:
         pytest.skip("TKR_TEST_POSTGRES_DSN is not set: this drain test holds a PostgreSQL row lock")
     schema = f"tkr_drain_{uuid.uuid4().hex[:12]}"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = url_of(listener)
     config = tmp_path / "config.toml"
     config.write_text(
-        f'bind = ["127.0.0.1:{port}"]\nworkers = 1\ngraceful_timeout = 5\n'
+        f'bind = ["fd://{listener.fileno()}"]\nworkers = 1\ngraceful_timeout = 5\n'
         "[host]\nping_interval_s = 1\nping_timeout_s = 2\ndrain_timeout_s = 15\n"
         '[plugins.auth_jwt]\nsecret = "env:TKR_JWT_SECRET"\n'
         f'[plugins.store_peewee]\nurl = "{dsn}"\npg_schema = "{schema}"\n'
     )
-    server = start([str(BIN / "tkr-host"), "serve", "--config", str(config)], tmp_path)
+    server = start([str(BIN / "tkr-host"), "serve", "--config", str(config)], tmp_path, listener)
     stop_processes.append(server)
     blocker = None
     try:

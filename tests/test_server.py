@@ -6,44 +6,12 @@ closes them, and so does the host (tkr_host/server.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 
-
-@asynccontextmanager
-async def raw_socket(url: str) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    """An Engine.IO v4 WebSocket session, past its open packet."""
-    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url) as ws:
-        opening = await ws.receive(timeout=5)
-        assert opening.type == aiohttp.WSMsgType.TEXT and opening.data.startswith("0{")
-        yield ws
-
-
-async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10, pong: bool = True) -> list[str]:
-    """Every text frame until the server closes the socket (answering pings, unless ``pong`` is False)."""
-    frames: list[str] = []
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await ws.receive()
-            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                return frames
-            if message.type == aiohttp.WSMsgType.TEXT:
-                if message.data == "2" and pong:
-                    await ws.send_str("3")
-                    continue
-                frames.append(message.data)
-
-
-async def connect_chat(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
-    await ws.send_str("40/chat," + json.dumps({"token": token}))
-    reply = await ws.receive(timeout=5)
-    assert reply.data.startswith("40/chat,{"), reply.data
+from tkr_host.testing import connect_chat, frames_until_closed, raw_socket
 
 
 def security_count(tkr_host, kind: str) -> float:
@@ -59,9 +27,11 @@ async def test_a_session_that_connects_no_namespace_is_closed(tkr_host):
 
 @pytest.mark.tkr_settings({"host": {"connect_timeout_s": 0.5}})
 async def test_a_session_with_a_namespace_outlives_the_connect_timeout(tkr_host, tkr_token):
-    async with raw_socket(tkr_host.url) as ws:
+    async with raw_socket(tkr_host.url) as ws, raw_socket(tkr_host.url) as sentinel:
         await connect_chat(ws, tkr_token("alice"))
-        await asyncio.sleep(1.0)
+        # The sentinel opened with it and connects no namespace: once the connect timeout
+        # has closed it, that timeout has passed for ws too.
+        await frames_until_closed(sentinel)
         await ws.send_str('42/chat,1["session:list",{}]')
         frames = []
         while not frames or not frames[-1].startswith("43/chat,1"):

@@ -61,3 +61,45 @@ def test_the_cache_keeps_what_was_used_last():
     cache.remember(session("old"))  # used again: now the most recent
     cache.remember(session("third"))
     assert ("old" in cache, "new" in cache, "third" in cache) == (True, False, True)
+
+
+class CountingStore:
+    """The host's real store, counting its ``get_session`` reads."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.reads = 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    async def get_session(self, session_id):
+        self.reads += 1
+        return await self.store.get_session(session_id)
+
+
+async def test_a_cached_membership_is_answered_without_a_store_read(tkr_host, tkr_client):
+    from tkr_host.types import Member
+
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    store = CountingStore(tkr_host.host.store)
+    cache = type(tkr_host.host.sessions)()  # a fresh cache of the host's own kind
+    first = await cache.membership(store, session_id, Member(id="alice"))
+    assert first is not None and first.id == session_id and store.reads == 1
+    assert session_id in cache
+    again = await cache.membership(store, session_id, Member(id="alice"))
+    assert again is not None and again.id == session_id
+    assert store.reads == 1  # the whole point of the cache
+    # A member the cached copy does not list is read again (another node may have invited it).
+    assert await cache.membership(store, session_id, Member(id="bob")) is not None
+    assert store.reads == 2
+
+
+async def test_an_unknown_session_is_not_cached(tkr_host):
+    from tkr_host.types import Member
+
+    store = CountingStore(tkr_host.host.store)
+    cache = type(tkr_host.host.sessions)()
+    assert await cache.membership(store, "no-such-session", Member(id="alice")) is None
+    assert len(cache) == 0 and "no-such-session" not in cache

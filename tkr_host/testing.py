@@ -14,22 +14,34 @@ Fixtures, all function-scoped:
   ``socketio.AsyncClient``; a refused connect raises :class:`ConnectRefused`.
 * ``tkr_client(principal_id, kind="user", …)``: a :class:`TkrClient`, a thin
   helper around a connected ``socketio.AsyncClient``.
+
+Helpers: :func:`eventually` (wait for a condition with a deadline, never a fixed
+sleep), :func:`raw_socket` (an Engine.IO WebSocket past its open packet, for
+frames no client library sends), :func:`listening_socket` (a pre-bound port for a
+subprocess), ``room`` (a session with a second member), and the
+``postgres_dsn`` / ``redis_url`` fixtures, which ping their server first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import copy
+import inspect
+import json
+import os
 import secrets
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -79,6 +91,27 @@ class RunningHost:
     app: TkrApp
 
 
+# --- waiting ---------------------------------------------------------------------
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT, what: str = "the condition") -> Any:
+    """Poll ``condition`` (a function, sync or async) until it returns something truthy, and return that.
+
+    For state that has no event to wait on (a gauge, a row, a file). Fails with
+    ``what`` after ``timeout`` seconds: the deadline bounds the wait, it is not a pause.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s (last: {result!r})")
+        await asyncio.sleep(0.02)
+
+
 # --- configuration -------------------------------------------------------------
 
 
@@ -119,12 +152,9 @@ async def start_host(settings: dict[str, Any], plugins: list[Any] | tuple[Any, .
     """Serve a host on a free port in this loop; return it and its stop function."""
     app = create_app(load_settings(None, **settings), plugins)
     # Bind first and hand Hypercorn the descriptor: no race for the port.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    # Listen now: Hypercorn only listens after the app's start-up, which is when
+    # Listening now: Hypercorn only listens after the app's start-up, which is when
     # this function returns, and a connect before that would be refused.
-    listener.listen(128)
+    listener = bound_listener()
     port = listener.getsockname()[1]
     # The host's own Hypercorn settings (timeouts, the per-address cap), on this socket.
     config = app.host.settings.hypercorn_config()
@@ -321,3 +351,140 @@ async def tkr_client(tkr_host: RunningHost) -> AsyncIterator[Callable[..., Await
     yield make
     for client in clients:
         await client.close()
+
+
+# --- test servers: PostgreSQL and Redis -------------------------------------------
+
+POSTGRES_ENV = "TKR_TEST_POSTGRES_DSN"
+REDIS_ENV = "TKR_TEST_REDIS_URL"
+
+
+def postgres_answers(dsn: str, timeout: float = 5.0) -> str | None:
+    """``None`` when the PostgreSQL server of ``dsn`` accepts a connection, else why not.
+
+    Probed in a thread with its own event loop, so that a sync fixture can call it from
+    inside a running loop (an async fixture's ``request.getfixturevalue``)."""
+    try:
+        import asyncpg  # type: ignore[import-untyped]  # installed with tkr-store-peewee
+    except ImportError:
+        return "asyncpg is not installed (it comes with tkr-store-peewee)"
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(dsn, timeout=timeout)
+        await connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(asyncio.run, probe()).result()
+        except Exception as exc:  # any failure to answer reads the same
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture
+def postgres_dsn() -> str:
+    """The test PostgreSQL: skips when ``TKR_TEST_POSTGRES_DSN`` is unset, fails when it does not answer."""
+    dsn = os.environ.get(POSTGRES_ENV)
+    if not dsn:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a DSN such as postgresql://postgres@127.0.0.1:5432/test")
+    problem = postgres_answers(dsn)
+    if problem is not None:
+        pytest.fail(f"{POSTGRES_ENV}={dsn} is set, but PostgreSQL does not answer: {problem}")
+    return dsn
+
+
+def redis_answers(url: str, timeout: float = 3.0) -> str | None:
+    """``None`` when the Redis server of ``url`` answers ``PING``, else why not (plain RESP: no client library needed)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=timeout) as probe:
+            probe.sendall(b"PING\r\n")
+            reply = probe.recv(64)
+    except OSError as exc:
+        return str(exc)
+    return None if reply.startswith(b"+PONG") else f"answered {reply!r} to PING"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis: skips when ``TKR_TEST_REDIS_URL`` is unset, fails when it does not answer."""
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        pytest.skip(f"{REDIS_ENV} is not set: Redis tests need a URL such as redis://127.0.0.1:6379/0")
+    problem = redis_answers(url)
+    if problem is not None:
+        pytest.fail(f"{REDIS_ENV}={url} is set, but Redis does not answer: {problem}")
+    return url
+
+
+# --- raw sockets, ports, rooms ----------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def raw_socket(url: str, max_msg_size: int = 0) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """An Engine.IO v4 WebSocket session, past its open packet: for frames no client library sends."""
+    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url, max_msg_size=max_msg_size) as ws:
+        opening = await ws.receive(timeout=DEFAULT_TIMEOUT)
+        assert opening.type == aiohttp.WSMsgType.TEXT and opening.data.startswith("0{"), opening
+        yield ws
+
+
+async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10, pong: bool = True) -> list[str]:
+    """Every text frame of a raw socket until the server closes it, answering Engine.IO pings
+    (unless ``pong`` is False: a client that stopped answering)."""
+    frames: list[str] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.receive()
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                return frames
+            if message.type == aiohttp.WSMsgType.TEXT:
+                if message.data == "2" and pong:
+                    with contextlib.suppress(ConnectionError):  # the server may close meanwhile
+                        await ws.send_str("3")
+                    continue
+                frames.append(message.data)
+
+
+async def connect_chat(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
+    """Connect a raw socket to ``/chat`` with ``token``; fails unless the connect is accepted."""
+    await ws.send_str("40/chat," + json.dumps({"token": token}))
+    reply = await ws.receive(timeout=DEFAULT_TIMEOUT)
+    assert reply.data.startswith("40/chat,{"), reply.data
+
+
+def bound_listener() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1, listening; the caller closes it."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
+
+
+@contextlib.contextmanager
+def listening_socket() -> Iterator[socket.socket]:
+    """A socket bound to a free port of 127.0.0.1 and listening: hand it to a subprocess with
+    ``pass_fds`` and ``bind = ["fd://N"]``. Nothing else can take the port meanwhile, as it
+    could between closing a probe socket and the subprocess binding its number."""
+    listener = bound_listener()
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def room(tkr_client: Callable[..., Awaitable[TkrClient]]) -> Callable[..., Awaitable[tuple[TkrClient, TkrClient, str]]]:
+    """``await room(title="room")``: alice and bob, both members of a new session, both joined."""
+
+    async def make(title: str = "room") -> tuple[TkrClient, TkrClient, str]:
+        alice, bob = await tkr_client("alice"), await tkr_client("bob")
+        session_id = await alice.create_session(title)
+        await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+        await alice.join(session_id)
+        await bob.join(session_id)
+        return alice, bob, session_id
+
+    return make

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tkr_host.testing import TEST_JWT_SECRET, connect_client, make_token
+from tkr_host.testing import TEST_JWT_SECRET, bound_listener, connect_client, make_token, wait_ready
 
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 30.0
@@ -51,12 +50,6 @@ NO_LIMITS = ["ratelimit", "guard"]
 
 
 # --- a host in a subprocess --------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def to_toml(config: dict[str, Any], prefix: str = "") -> str:
@@ -101,11 +94,15 @@ class ServedHost:
 
     def __init__(self, directory: Path, store: dict[str, Any], plugins: dict[str, Any] | None = None) -> None:
         self.directory = directory
-        self.port = free_port()
+        # Bound once and kept until close(): every start of this host serves on it (fd://N), so a
+        # restart gets the same port and nothing can take it in between. Connects made while the
+        # host is down wait in its backlog and are answered by the next start.
+        self.listener = bound_listener()
+        self.port = int(self.listener.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.store = store
         config: dict[str, Any] = {
-            "bind": [f"127.0.0.1:{self.port}"],
+            "bind": [f"fd://{self.listener.fileno()}"],
             "workers": 1,
             "graceful_timeout": 5,
             "host": {"ping_interval_s": 1, "ping_timeout_s": 2, "drain_timeout_s": 2, "disable_plugins": NO_LIMITS},
@@ -137,7 +134,7 @@ class ServedHost:
         assert not self.running(), "the host is already running"
         self.process = subprocess.Popen([str(BIN / "tkr-host"), "serve", "--config", str(self.config_path)], stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, cwd=self.directory,
-                                        env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
+                                        pass_fds=[self.listener.fileno()], env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
         assert self.process.stdout is not None
         pump = threading.Thread(target=_pump, args=(self.process.stdout, self.log_path), name=f"host-{self.port}-log", daemon=True)
         pump.start()
@@ -145,19 +142,8 @@ class ServedHost:
         self.starts += 1
 
     async def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                assert self.process is not None and self.process.poll() is None, \
-                    f"the host exited with {self.process and self.process.returncode}:\n{self.log_tail()}"
-                try:
-                    async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"the host was not ready within {READY_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+        assert self.process is not None
+        await wait_ready(self.url, self.process, self.log_path, timeout=READY_TIMEOUT_S)
 
     async def kill(self) -> None:
         """SIGKILL: no drain, no shutdown hooks, the store is not closed."""
@@ -183,6 +169,7 @@ class ServedHost:
             self.process.wait(10)
         for pump in self._pumps:
             pump.join(10)
+        self.listener.close()
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -258,3 +258,26 @@ def test_jwks_key_verifies_only_its_own_algorithm(rsa_key: Any, write_jwks: Call
     assert refusal(settings, encode(claims(), rsa_key.private, "PS256", kid="k1"))["details"] == {"reason": "algorithm"}
     forged = hand_signed_hs256(claims(), rsa_key.public_pem, header={"alg": "HS256", "kid": "k1"})
     assert refusal(settings, forged)["details"] == {"reason": "algorithm"}
+
+
+# --- the documented bounds and reasons (README: claims table and error codes) --------
+
+
+def test_a_sub_of_200_characters_is_accepted_and_201_is_not(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims) -> None:
+    # README: `sub` "a non-empty string of at most 200 characters".
+    assert verify_token(hs_settings(), hand_signed_hs256(claims(sub="x" * 200), secret.encode())).id == "x" * 200
+    error = refusal(hs_settings(), hand_signed_hs256(claims(sub="x" * 201), secret.encode()))
+    assert error["details"] == {"reason": "claims"}
+
+
+@pytest.mark.parametrize("changes", [{"kind": "admin"}, {"name": 7}, {"roles": "admin"}, {"sub": "   "}])
+def test_a_claim_of_the_wrong_type_gives_the_reason_claims(changes: dict[str, Any], hs_settings: Callable[..., JwtSettings], secret: str,
+                                                           claims: Claims) -> None:
+    # README: `details.reason` is `claims` for "a claim of the wrong type or with forbidden characters".
+    error = refusal(hs_settings(), hand_signed_hs256(claims(**changes), secret.encode()))
+    assert error["details"] == {"reason": "claims"}
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c"])
+def test_a_token_that_is_no_jwt_gives_the_reason_malformed(token: str, hs_settings: Callable[..., JwtSettings]) -> None:
+    assert refusal(hs_settings(), token)["details"] == {"reason": "malformed"}

@@ -13,8 +13,6 @@ admin on 127.0.0.1 is not. Helpers come as fixtures, since
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -24,22 +22,15 @@ import pytest
 import redis.asyncio as redis
 
 from tkr_host.testing import ConnectRefused, RunningHost, TkrClient, connect_client, deep_merge, make_token
-
-REDIS_ENV = "TKR_TEST_REDIS_URL"
+from tkr_host.testing import eventually as wait_until
 
 
 @pytest.fixture
-async def redis_config() -> AsyncIterator[dict[str, Any]]:
-    """The Redis part of ``[plugins.guard]``: a reachable server and a fresh prefix; keys removed afterwards."""
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set: the Redis backend is not tested (set it, e.g. redis://127.0.0.1:6379/0)")
+async def redis_config(redis_url: str) -> AsyncIterator[dict[str, Any]]:
+    """The Redis part of ``[plugins.guard]``: the kit's ``redis_url`` (it pings the server) and a
+    fresh prefix; keys removed afterwards."""
+    url = redis_url
     client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        pytest.fail(f"{REDIS_ENV}={url} is set, but Redis does not answer: {exc}")
     prefix = f"tkr:test:guard:{uuid.uuid4().hex}:"
     try:
         yield {"backend": "redis", "redis_url": url, "key_prefix": prefix}
@@ -119,14 +110,6 @@ def http() -> Callable[..., Awaitable[tuple[int, Any]]]:
             return response.status, await response.json(content_type=None)
 
     return call
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "the condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} did not hold within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

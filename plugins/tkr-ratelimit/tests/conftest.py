@@ -5,51 +5,31 @@ Redis runs when ``TKR_TEST_REDIS_URL`` is set (for instance
 URL whose server does not answer fails the test. Each Redis test gets a key
 prefix of its own, and its keys are deleted afterwards.
 
-The host fixtures (``tkr_host``, ``tkr_client``, ``tkr_settings``…) come from
-tkr-host's pytest plugin. With ``--import-mode=importlib`` tests cannot import
+The host fixtures (``tkr_host``, ``tkr_client``, ``tkr_settings``…), ``redis_url``
+(which pings the server) and ``room`` come from tkr-host's pytest plugin. With ``--import-mode=importlib`` tests cannot import
 this module, so helpers are fixtures.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import tkr_ratelimit
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from tkr_host.testing import TkrClient, deep_merge
+from tkr_host.testing import deep_merge
 
-REDIS_ENV = "TKR_TEST_REDIS_URL"
 BACKENDS = ["memory", "redis"]
 
-MakeClient = Callable[..., Awaitable[TkrClient]]
 
 
 @pytest.fixture
 def tkr_plugins() -> list[Any]:
     # Already loaded through its entry point; listed so the host's plugin set is explicit.
     return [tkr_ratelimit]
-
-
-@pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    """The test Redis; skips when ``TKR_TEST_REDIS_URL`` is unset, fails when it does not answer."""
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set: Redis tests need a URL such as redis://127.0.0.1:6379/0")
-    client = Redis.from_url(url)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        pytest.fail(f"{REDIS_ENV}={url} is set, but Redis does not answer: {exc}")
-    finally:
-        await client.aclose()
-    yield url
 
 
 @pytest.fixture
@@ -97,15 +77,3 @@ def tkr_settings(tkr_settings: dict[str, Any], ratelimit_backend: dict[str, Any]
     return deep_merge(tkr_settings, {"plugins": {"ratelimit": ratelimit_backend}})
 
 
-@pytest.fixture
-def room(tkr_client: MakeClient) -> Callable[[], Awaitable[tuple[TkrClient, TkrClient, str]]]:
-    """``await room()``: alice and bob, both members of a new session that both have joined."""
-
-    async def make() -> tuple[TkrClient, TkrClient, str]:
-        alice, bob = await tkr_client("alice"), await tkr_client("bob")
-        session_id = await alice.create_session("limits")
-        await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
-        await bob.join(session_id)
-        return alice, bob, session_id
-
-    return make

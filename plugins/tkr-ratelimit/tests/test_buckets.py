@@ -148,3 +148,45 @@ def test_no_window_ever_allows_more_than_the_burst_plus_the_rate(per_second: flo
         for j in range(i, len(allowed)):
             span = allowed[j] - start
             assert j - i + 1 <= burst + span // rate.interval_us
+
+
+def test_evict_reports_how_many_keys_it_forgot() -> None:
+    limits, clock = table(per_second=10, burst=1)
+    for key in ("a", "b", "c"):
+        assert limits.hit(key) is None
+    assert limits.evict(limits.now_us()) == 0  # every bucket is still filling
+    clock.advance(1)
+    assert limits.evict(limits.now_us()) == 3
+    assert len(limits) == 0
+
+
+def test_max_keys_is_at_least_one_and_defaults_to_the_documented_100000() -> None:
+    # docs/configuration.md: memory_max_keys "integer ≥ 1", default 100000.
+    rate = Rate(10, 1)
+    assert BucketTable(rate).max_keys == 100_000
+    one = BucketTable(rate, FakeClock(), max_keys=1)
+    assert one.hit("a") is None and one.hit("b") is None and len(one) == 1 and "b" in one
+    with pytest.raises(ValueError, match="max_keys"):
+        BucketTable(rate, FakeClock(), max_keys=0)
+
+
+def test_an_allowed_action_has_nothing_to_wait() -> None:
+    decision = gcra(Rate(10, 5), None, 1_000 * MICROS)
+    assert decision.allowed and decision.retry_after_us == 0
+
+
+def test_the_interval_is_never_below_one_microsecond() -> None:
+    assert Rate(2 * MICROS, 1).interval_us == 1
+    assert Rate(MICROS, 1).interval_us == 1
+    assert Rate(MICROS / 2, 1).interval_us == 2
+
+
+def test_a_rate_and_a_decision_cannot_be_changed_after_the_fact() -> None:
+    # Shared by every key of a table and between the backends: a change would move them all.
+    import dataclasses
+
+    rate, decision = Rate(10, 5), gcra(Rate(10, 5), None, MICROS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rate.burst = 6  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.allowed = False  # type: ignore[misc]

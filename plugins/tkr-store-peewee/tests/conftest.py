@@ -9,7 +9,6 @@ see each other's rows.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,23 +18,15 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from tkr_store_peewee import PeeweeStore, StoreSettings
 
-POSTGRES_ENV = "TKR_TEST_POSTGRES_DSN"
 BACKENDS = ["sqlite", "postgres"]
 
 OpenStore = Callable[..., Awaitable[PeeweeStore]]
 
 
-def postgres_dsn() -> str:
-    dsn = os.environ.get(POSTGRES_ENV)
-    if not dsn:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a DSN such as postgresql://postgres@127.0.0.1:5432/test")
-    return dsn
-
-
 @asynccontextmanager
-async def postgres_settings() -> AsyncIterator[StoreSettings]:
-    """Settings for a fresh schema of the test PostgreSQL, dropped afterwards."""
-    dsn = postgres_dsn()
+async def postgres_settings(dsn: str) -> AsyncIterator[StoreSettings]:
+    """Settings for a fresh schema of the test PostgreSQL at ``dsn`` (the kit's ``postgres_dsn``
+    fixture, which skips when it is unset and fails when it does not answer), dropped afterwards."""
     schema = f"tkr_test_{uuid.uuid4().hex[:16]}"
     try:
         yield StoreSettings(url=dsn, pg_schema=schema, pool_size=5)
@@ -53,14 +44,14 @@ async def store_settings(request: pytest.FixtureRequest, tmp_path: Any) -> Async
     if request.param == "sqlite":
         yield StoreSettings(url=f"sqlite:///{tmp_path / 'data' / 'tkr.db'}")
         return
-    async with postgres_settings() as settings:
+    async with postgres_settings(request.getfixturevalue("postgres_dsn")) as settings:
         yield settings
 
 
 @pytest.fixture
-async def pg_settings() -> AsyncIterator[StoreSettings]:
+async def pg_settings(postgres_dsn: str) -> AsyncIterator[StoreSettings]:
     """Settings of a fresh PostgreSQL schema, for tests of PostgreSQL alone."""
-    async with postgres_settings() as settings:
+    async with postgres_settings(postgres_dsn) as settings:
         yield settings
 
 

@@ -16,6 +16,7 @@ import pytest
 from tkr_store_peewee import PeeweeStore, StoreSettings
 
 from tkr_host import HostError, Member, MessageDraft
+from tkr_host.testing import eventually
 
 OpenStore = Callable[..., Awaitable[PeeweeStore]]
 ALICE = Member(id="alice", kind="user")
@@ -33,6 +34,18 @@ async def last_seq(store: PeeweeStore, session_id: str) -> int:
     session = await store.get_session(session_id)
     assert session is not None
     return session.last_seq
+
+
+def pool_waiters(store: PeeweeStore) -> int:
+    """Callers queued for a connection of the store's pool (SQLite: the store's own pool;
+    PostgreSQL: asyncpg's, whose queue keeps its getters)."""
+    pool = store.db._pool
+    if pool is None:
+        return 0
+    waiting = getattr(pool, "_waiting", None)
+    if isinstance(waiting, int):
+        return waiting
+    return len(getattr(pool._queue, "_getters", ()))
 
 
 def assert_released(store: PeeweeStore) -> None:
@@ -102,7 +115,7 @@ async def test_a_freed_connection_goes_to_the_caller_that_waited(open_store: Ope
         async with store.db.atomic():
             await store.db.aexecute_sql("SELECT 1")
             holding.set()
-            await asyncio.sleep(0.1)  # the waiter queues for the connection meanwhile
+            await eventually(lambda: pool_waiters(store) >= 1, what="the waiter to queue for the connection")
         await store.db.aclose()
         await store.ping()
         order.append("holder")

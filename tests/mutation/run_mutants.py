@@ -1,0 +1,145 @@
+"""`make mutants`: mutmut over the modules of `modules.txt`, each against its own tests.
+
+Why mutmut 2.x, in a scratch copy: mutmut 2 mutates the source file in place and
+runs a plain command per mutant, so it works with this repository's layout (the
+host, the SDK and eleven plugins, each an editable install). mutmut 3 instead
+rewrites every function into a trampoline under `mutants/` and expects the tests to
+import from there; the editable installs resolve `tkr_host` and each `tkr_<plugin>`
+to the work tree, and pluggy reads hook implementations by their signature. Running
+mutmut 2 in place on the work tree would leave a mutant behind if the run is killed,
+so each module is mutated in a copy of the committed tree under `MUTANTS_DIR` (default
+`/tmp/tkr-mutants`), imported ahead of the editable installs through `PYTHONPATH`
+(their finders come after the path on `sys.meta_path`), with the work tree's venv.
+
+The report goes to `mutants/report.md` (git-ignored): the score per module and the
+diff of every surviving mutant. `make mutants MUTANTS="tkr_host/errors.py"` runs
+only the modules named (paths as in `modules.txt`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = Path(__file__).with_name("modules.txt")
+
+
+@dataclass
+class Module:
+    path: str
+    tests: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+    survivors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def score(self) -> str:
+        # mutmut 2's "suspicious" is a mutant the tests killed, slowly; a timeout is a mutant that
+        # hung the tests (and pytest-timeout failed them). Both count as caught.
+        killed = sum(self.counts.get(status, 0) for status in ("killed", "suspicious", "timeout"))
+        total = sum(self.counts.values())
+        return f"{100 * killed / total:.0f} %" if total else "-"
+
+
+def read_modules() -> list[Module]:
+    modules = []
+    for line in MODULES.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            path, *tests = line.split()
+            modules.append(Module(path, tests))
+    return modules
+
+
+def copy_tree(target: Path) -> None:
+    """The committed tree (HEAD), not the working files: a bug planted by hand for a
+    moment while a run starts must not end up in the copy."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+
+
+def import_roots(tree: Path) -> str:
+    """The copy's packages ahead of the editable installs: the host, the SDK, every plugin."""
+    roots = [tree, tree / "clients" / "python", *sorted(p for p in (tree / "plugins").iterdir() if p.is_dir())]
+    return os.pathsep.join(str(root) for root in roots)
+
+
+def run_module(module: Module, scratch: Path, python: Path) -> None:
+    tree = scratch / re.sub(r"[^A-Za-z0-9]+", "_", module.path)
+    copy_tree(tree)
+    env = {**os.environ, "PYTHONPATH": import_roots(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    # -x: a mutant is killed by its first failing test; no randomly: the same order per mutant;
+    # a timeout per test, so that a mutant that hangs (an endless loop) fails instead.
+    # pytest_or_1.py: any failure, an import broken by the mutant included, kills it.
+    runner = f"{python} tests/mutation/pytest_or_1.py -x -q -p no:randomly -p no:cacheprovider --timeout=60 " + " ".join(module.tests)
+    mutmut = python.parent / "mutmut"
+    started = time.monotonic()
+    subprocess.run([str(mutmut), "run", "--paths-to-mutate", module.path, "--runner", runner, "--tests-dir", module.tests[0],
+                    "--simple-output", "--no-progress", "--CI"], cwd=tree, env=env, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    module.seconds = time.monotonic() - started
+    results = subprocess.run([str(mutmut), "result-ids", "survived"], cwd=tree, env=env, capture_output=True, text=True)
+    survived = results.stdout.split()
+    for status in ("killed", "survived", "timeout", "suspicious", "untested", "skipped"):
+        ids = subprocess.run([str(mutmut), "result-ids", status], cwd=tree, env=env, capture_output=True, text=True).stdout.split()
+        module.counts[status] = len(ids)
+    if not sum(module.counts.values()):
+        module.note = "no result: the unmutated tests did not pass in the copy (run the runner there to see why)"
+    for mutant in survived:
+        shown = subprocess.run([str(mutmut), "show", mutant], cwd=tree, env=env, capture_output=True, text=True).stdout
+        module.survivors.append(f"mutant {mutant}:\n{shown.strip()}")
+
+
+def write_report(modules: list[Module], report: Path) -> None:
+    lines = ["# Mutants", "", "| module | tests | killed | survived | timeout | suspicious | score | minutes |", "|---|---|---|---|---|---|---|---|"]
+    for module in modules:
+        if not module.counts:
+            lines.append(f"| `{module.path}` | {' '.join(module.tests)} | not run | | | | | |")
+            continue
+        c = module.counts
+        lines.append(f"| `{module.path}` | {' '.join(module.tests)} | {c['killed']} | {c['survived']} | {c['timeout']} | {c['suspicious']} "
+                     f"| {module.score} | {module.seconds / 60:.1f} |")
+    for module in modules:
+        if module.note:
+            lines += ["", f"`{module.path}`: {module.note}"]
+        if module.survivors:
+            lines += ["", f"## Survivors of `{module.path}`", "", "```diff", *module.survivors, "```"]
+    report.parent.mkdir(exist_ok=True)
+    report.write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("only", nargs="*", help="module paths from modules.txt (default: all)")
+    parser.add_argument("--scratch", default=os.environ.get("MUTANTS_DIR", "/tmp/tkr-mutants"))
+    parser.add_argument("--report", default=str(REPO / "mutants" / "report.md"))
+    args = parser.parse_args()
+    modules = read_modules()
+    unknown = set(args.only) - {m.path for m in modules}
+    if unknown:
+        parser.error(f"not in {MODULES.name}: {', '.join(sorted(unknown))}")
+    chosen = [m for m in modules if not args.only or m.path in args.only]
+    python = Path(sys.executable)
+    scratch = Path(args.scratch)
+    for module in chosen:
+        print(f"mutants: {module.path} against {' '.join(module.tests)}", flush=True)
+        run_module(module, scratch, python)
+        print(f"  {module.counts} score {module.score} in {module.seconds / 60:.1f} min", flush=True)
+        write_report(chosen, Path(args.report))  # after each module: a run cut short keeps what it finished
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
