@@ -71,7 +71,15 @@ $(EXAMPLES_NODE): examples/package.json examples/package-lock.json
 	npm ci --prefix examples --no-audit --no-fund
 	touch $(EXAMPLES_NODE)
 
-pytest: $(STAMP) $(EXAMPLES_NODE) $(WEB_NODE) $(CLIENT_JS_NODE)
+# The benchmark's Node socket.io server and JS socket.io-client load, from their lockfile
+# (tests/test_bench.py runs the bench's quick mode against all three servers).
+BENCH_NODE := bench/node/node_modules/.installed
+
+$(BENCH_NODE): bench/node/package.json bench/node/package-lock.json
+	npm ci --prefix bench/node --no-audit --no-fund
+	touch $(BENCH_NODE)
+
+pytest: $(STAMP) $(EXAMPLES_NODE) $(WEB_NODE) $(CLIENT_JS_NODE) $(BENCH_NODE)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
@@ -88,13 +96,6 @@ MUTANTS ?=
 mutants: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[mutants]"
 	$(BIN)/python tests/mutation/run_mutants.py $(MUTANTS)
-
-# The benchmark's Node socket.io server and JS socket.io-client load, from their lockfile.
-BENCH_NODE := bench/node/node_modules/.installed
-
-$(BENCH_NODE): bench/node/package.json bench/node/package-lock.json
-	npm ci --prefix bench/node --no-audit --no-fund
-	touch $(BENCH_NODE)
 
 # Three servers, two client kinds, three rounds (bench/README.md); BENCH_QUICK=1 for a small, fast run.
 bench: $(STAMP) $(BENCH_NODE)
