@@ -73,7 +73,9 @@ class HostSettings(BaseModel):
     websocket_compression: bool = False
     #: With compression on, messages smaller than this go out uncompressed (RFC 7692 allows it).
     websocket_compression_min_bytes: int = Field(default=1024, ge=0, le=1_048_576)
-    log_level: str = "info"
+    #: The root log level of ``tkr-host serve``; a choice, so that a typo stops start-up
+    #: instead of surfacing only when serve hands it to logging.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: ``text`` for people, ``json`` for one JSON object per line (time, level,
     #: logger, message, and request_id, sid, principal, namespace, event where known).
     log_format: Literal["text", "json"] = "text"
