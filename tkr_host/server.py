@@ -112,7 +112,9 @@ class TkrServer(SocketIOTransport):
     async def _close_if_no_namespace(self, eio_sid: str) -> None:
         await asyncio.sleep(self.host.settings.host.connect_timeout_s)
         if eio_sid in self.environ and not self._has_namespace(eio_sid):
-            log.info("closing Engine.IO session %s: no namespace within %.0f s", eio_sid, self.host.settings.host.connect_timeout_s)
+            # protocol.md: the code is "in the log only", there is no namespace to send it to.
+            log.info("protocol.connect_timeout: closing Engine.IO session %s: no namespace within %g s",
+                     eio_sid, self.host.settings.host.connect_timeout_s)
             await self.close_transport(eio_sid)
 
     # --- a second connect to the same namespace -----------------------------------------
