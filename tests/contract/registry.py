@@ -37,6 +37,14 @@ EVENT_CODES: dict[tuple[str, str], str] = {
     ("*", "protocol.not_connected"): "tests/contract/test_gaps.py::test_an_event_from_a_socket_the_host_no_longer_knows_is_protocol_not_connected",
     ("*", "protocol.reserved_event"): "tests/test_dispatch.py::test_reserved_event_names_are_refused",
     ("*", "protocol.shutting_down"): "tests/contract/test_gaps.py::test_a_connect_while_draining_is_refused_with_protocol_shutting_down",
+    ("*", "conflict.already_voted"): "plugins/tkr-poll/tests/test_poll.py::test_a_second_vote_is_refused_and_not_stored",
+    ("*", "conflict.poll_exists"): "plugins/tkr-poll/tests/test_poll.py::test_a_poll_id_is_opened_once_per_session",
+    ("*", "not_found.poll"): "plugins/tkr-poll/tests/test_poll.py::test_a_vote_for_an_unknown_poll_is_refused",
+    ("*", "permission.poll_open"): "plugins/tkr-poll/tests/test_poll.py::test_open_roles_limit_who_opens_polls_but_not_who_votes",
+    ("*", "conflict.task_exists"): "plugins/tkr-messages-core/tests/test_task.py::test_an_illegal_move_is_refused_and_stores_nothing",
+    ("*", "conflict.task_state"): "plugins/tkr-messages-core/tests/test_task.py::test_an_illegal_move_is_refused_and_stores_nothing",
+    ("*", "not_found.ban"): "plugins/tkr-guard/tests/test_bans.py::test_the_admin_api_lists_and_lifts_bans",
+    ("*", "permission.admin"): "plugins/tkr-guard/tests/test_bans.py::test_the_admin_api_is_for_admins_only",
     ("*", "rate_limit.connect"): "tests/test_hardening_limits.py::test_handshakes_without_a_namespace_do_not_pile_up",
     ("*", "rate_limit.exceeded"): "tests/test_pipeline.py::test_a_resend_counts_against_the_rate_limit_like_any_send",
     ("*", "rate_limit.sessions"): "plugins/tkr-ratelimit/tests/test_ratelimit.py::test_new_sessions_are_limited_per_principal",
@@ -159,18 +167,26 @@ CONFIG_KEYS: dict[str, str] = {
     "plugins.store_peewee.sqlite_busy_timeout_s": "plugins/tkr-store-peewee/tests/test_failures.py::test_a_failed_start_closes_its_pool",
     "plugins.store_peewee.url": "tests/test_logs.py::test_serve_prints_every_line_in_the_configured_format",
     "plugins.web.node_modules": "plugins/tkr-web/tests/test_web.py::test_the_npm_modules_are_the_ones_of_the_lockfile",
+    "plugins.web.client_dir": "tests/contract/test_gaps_web.py::test_client_dir_is_where_the_page_loads_the_browser_client_from",
+    "plugins.web.img_src": "tests/contract/test_gaps_web.py::test_img_src_adds_its_sources_to_the_csp_img_src_after_the_host_itself",
+    "plugins.redis.presence_ttl_s": "tests/contract/test_plugin_ranges.py::test_a_plugin_key_takes_its_documented_range",
+    "host.websocket_compression": "tests/test_transport_compression.py::test_compression_on_accepts_the_offer_and_leaves_small_messages_uncompressed",
+    "host.websocket_compression_min_bytes": "tests/contract/test_gaps.py::test_a_host_integer_key_takes_its_documented_range_and_nothing_outside",
     "plugins.web.title": "plugins/tkr-web/tests/test_web.py::test_without_npm_modules_the_page_says_what_to_run",
 }
 
 #: Promises with no test yet: the list may only shrink (test_coverage fails when one gets a
 #: test and stays here). Each is a piece of work, not an exemption.
 KNOWN_GAPS: set[tuple[str, str] | str] = {
+    # Codes the plugins registered (protocol.md's table is generated since the merge of
+    # the error-codes work); docs_contract read only the old host table until then.
+    ("*", "conflict.poll_pending"),
+    ("*", "internal.not_started"),
+    ("*", "validation.target"),
     "hypercorn.accesslog",
     "hypercorn.certfile",
     "hypercorn.errorlog",
     "hypercorn.keyfile",
     "hypercorn.loglevel",
     "hypercorn.max_app_queue_size",
-    "plugins.web.client_dir",
-    "plugins.web.img_src",
 }

@@ -179,11 +179,12 @@ async def test_a_bearer_header_is_read_when_the_auth_payload_has_no_token(tkr_ho
 
 # --- range checks of [host] ---------------------------------------------------------
 # configuration.md: max_payload_bytes "integer, 1 to 1 048 576"; history_limit "integer,
-# 1 to 1000"; resume_limit "integer, 1 to 10 000".
+# 1 to 1000"; resume_limit "integer, 1 to 10 000"; websocket_compression_min_bytes "integer,
+# 0 to 1 048 576".
 
 RANGES = {"max_payload_bytes": (1, 1_048_576), "history_limit": (1, 1000), "resume_limit": (1, 10_000),
           "max_inflight_events": (1, 256), "max_unconnected_sessions_per_address": (1, 10_000),
-          "max_connections_per_address": (0, 1_000_000)}
+          "max_connections_per_address": (0, 1_000_000), "websocket_compression_min_bytes": (0, 1_048_576)}
 
 
 @pytest.mark.parametrize("key", sorted(RANGES))

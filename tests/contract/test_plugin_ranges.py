@@ -30,6 +30,8 @@ RANGES = [
     ("guard", "memory_max_sources", [1, 100_000], [0]),
     # ratelimit: memory_max_keys "integer ≥ 1".
     ("ratelimit", "memory_max_keys", [1, 100_000], [0]),
+    # redis: presence_ttl_s "number, 1–3600".
+    ("redis", "presence_ttl_s", [1, 3600], [0.9, 3600.1]),
     # store_peewee: sqlite_synchronous "`off`, `normal`, `full` or `extra`".
     ("store_peewee", "sqlite_synchronous", ["off", "normal", "full", "extra"], ["fast", "NORMALISH"]),
 ]
