@@ -75,3 +75,37 @@ async def test_a_stop_that_cannot_be_stored_is_store_unavailable_and_can_be_sent
     assert len(echo.received("stream:stop")) == 1
     history = await alice.history(session_id)
     assert [(m["id"], m["status"], m["payload"]["text"]) for m in history][-1] == (message_id, "stopped", "half more")
+
+
+# --- registry links that did not send their event (issue 13, item 5) -----------------
+
+
+async def test_task_get_of_a_missing_task_or_an_unknown_session_is_not_found_task(tkr_client):
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    tasks = await tkr_client("alice", namespace="/tasks")
+    # protocol.md (/tasks): "`task:get {session_id, task_id}` → `{ok, task}`. ... an existing
+    # task, a missing one and an unknown session answer the same `not_found.task`, word for word".
+    missing = await tasks.call("task:get", {"session_id": session_id, "task_id": "no-such-task"})
+    unknown_session = await tasks.call("task:get", {"session_id": "no-such-session", "task_id": "t1"})
+    for ack in (missing, unknown_session):
+        assert ack["ok"] is False and ack["error"]["code"] == "not_found.task", ack
+    assert missing["error"]["message"] == unknown_session["error"]["message"]
+
+
+async def test_stream_end_of_no_open_stream_of_this_agent_is_not_found_stream(tkr_client):
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["echo", "other"])
+    echo = await tkr_client("echo", kind="agent", namespace="/agents")
+    other = await tkr_client("other", kind="agent", namespace="/agents")
+    message_id = (await echo.ok("stream:start", {"session_id": session_id}))["message_id"]
+    await echo.ok("stream:chunk", {"message_id": message_id, "delta": "mine"})
+    # protocol.md: "`not_found.stream` | `stream:chunk` or `stream:end` names no open stream
+    # of this agent".
+    for agent, target in ((echo, "no-such-stream"), (other, message_id)):
+        ack = await agent.call("stream:end", {"message_id": target})
+        assert ack["ok"] is False and ack["error"]["code"] == "not_found.stream", ack
+    # The other agent's end did not end it: its owner still can, once.
+    assert (await echo.ok("stream:end", {"message_id": message_id}))["message"]["id"] == message_id
+    again = await echo.call("stream:end", {"message_id": message_id})
+    assert again["ok"] is False and again["error"]["code"] == "not_found.stream", again
