@@ -125,7 +125,7 @@ CONFIG_KEYS: dict[str, str] = {
     "hypercorn.keep_alive_timeout": "tests/test_hardening_limits.py::test_the_example_config_sets_the_timeouts",
     "hypercorn.read_timeout": "tests/test_hardening_limits.py::test_the_example_config_sets_the_timeouts",
     "hypercorn.websocket_max_message_size": "tests/test_hardening_limits.py::test_the_example_config_sets_the_timeouts",
-    "hypercorn.workers": "tests/test_logs.py::test_serve_prints_every_line_in_the_configured_format",
+    "hypercorn.workers": "tests/multinode/test_workers.py::test_two_workers_serve_websockets_on_both_and_sigterm_drains_both",
     "plugins.auth_apikey.keys": "plugins/tkr-auth-apikey/tests/test_settings.py::test_a_bad_sub_is_refused",
     "plugins.auth_apikey.keys[].kind": "plugins/tkr-auth-apikey/tests/test_settings.py::test_an_unknown_kind_is_refused",
     "plugins.auth_apikey.keys[].name": "plugins/tkr-auth-apikey/tests/test_verify.py::test_a_configured_key_names_its_principal",
