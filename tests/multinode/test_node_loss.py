@@ -246,19 +246,33 @@ class PrivateRedis:
 async def test_a_redis_restart_mid_load_loses_nothing(services, spawn_node, node_ready, users_closed, tmp_path):
     redis = PrivateRedis(tmp_path)
     await redis.start()
+    watcher: TkrClient | None = None
     try:
         nodes = [spawn_node(services, name, ttl_s=TTL_S, redis_url=redis.url) for name in ("a", "b", "c")]
         for node in nodes:
             await node_ready(node)
         users, session_id = await start_users(nodes)
         users_closed.extend(users)
+        watcher = TkrClient(await connect_client(nodes[0].url, make_token("watcher")), "watcher", "/chat")
+        await users[0].client.invite(session_id, "watcher")
+        await watcher.ok("session:join", {"session_id": session_id})
         sending = [asyncio.create_task(send_all(user, session_id, MESSAGES_PER_USER)) for user in users]
         total = USERS * MESSAGES_PER_USER
         await until(lambda: sum(len(u.sent) for u in users) >= total // 4, "a quarter of the load acked")
         redis.kill()
         down_at = sum(len(u.sent) for u in users)
-        # Local delivery goes on: sends are acked while Redis is down.
+        sent_before_outage = [len(u.sent) for u in users]
+        # Local delivery goes on: sends are acked while Redis is down...
         await until(lambda: sum(len(u.sent) for u in users) >= down_at + USERS, "sends acked while Redis is down")
+
+        # ...and reach the members on the sender's own node, live. The watcher is a
+        # bare client on node A (no SDK, so no gap fill from history: what it holds
+        # came through A's own delivery); users 0 and 3 have node A first in their URLs.
+        def delivered_on_node_a() -> bool:
+            sent_on_a = {s["id"] for i in (0, 3) for s in users[i].sent[sent_before_outage[i]:]}
+            return bool(sent_on_a & {m["id"] for m in watcher.received("message")})
+
+        await until(delivered_on_node_a, "a message sent on node A while Redis is down reached node A's watcher")
         await redis.start()
         await asyncio.wait_for(asyncio.gather(*sending), 120)
         assert sum(len(u.sent) for u in users) == total
@@ -284,4 +298,7 @@ async def test_a_redis_restart_mid_load_loses_nothing(services, spawn_node, node
         assert stored_ids == acked_ids, "acked and stored differ"
         await check_everyone_holds_everything(users, stored_ids)
     finally:
+        if watcher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watcher.sio.disconnect(), 10)
         redis.kill()
