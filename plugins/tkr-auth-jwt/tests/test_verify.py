@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from tkr_auth_jwt.settings import JwtSettings
-from tkr_auth_jwt.verify import MAX_TOKEN_CHARS, verify_token
+from tkr_auth_jwt.verify import MAX_TOKEN_CHARS, check_times, verify_token
 
 from tkr_host import HostError, Principal
 
@@ -281,3 +281,22 @@ def test_a_claim_of_the_wrong_type_gives_the_reason_claims(changes: dict[str, An
 @pytest.mark.parametrize("token", ["garbage", "a.b.c"])
 def test_a_token_that_is_no_jwt_gives_the_reason_malformed(token: str, hs_settings: Callable[..., JwtSettings]) -> None:
     assert refusal(hs_settings(), token)["details"] == {"reason": "malformed"}
+
+
+@pytest.mark.parametrize("leeway", [0, 30])
+def test_the_edges_of_the_times_fall_as_rfc_7519_puts_them(leeway: int) -> None:
+    # README: leeway_s seconds of skew are forgiven on exp, nbf and iat. RFC 7519 puts the
+    # edges: "now" must be before exp (4.1.4) and at or after nbf (4.1.5); an iat of
+    # "now" is not in the future. Shifted by the leeway, these are the last seconds each way.
+    settings = JwtSettings(secret="s" * 32, leeway_s=leeway)
+    now = 1_800_000_000
+    check_times(settings, {"exp": now - leeway + 1}, now)
+    with pytest.raises(HostError) as expired:
+        check_times(settings, {"exp": now - leeway}, now)
+    assert expired.value.code == "auth.expired"
+    check_times(settings, {"exp": now + 60, "nbf": now + leeway}, now)
+    check_times(settings, {"exp": now + 60, "iat": now + leeway}, now)
+    for claim in ("nbf", "iat"):
+        with pytest.raises(HostError) as early:
+            check_times(settings, {"exp": now + 60, claim: now + leeway + 1}, now)
+        assert early.value.to_wire()["details"] == {"reason": "not_yet_valid"}
