@@ -300,3 +300,15 @@ def test_the_edges_of_the_times_fall_as_rfc_7519_puts_them(leeway: int) -> None:
         with pytest.raises(HostError) as early:
             check_times(settings, {"exp": now + 60, claim: now + leeway + 1}, now)
         assert early.value.to_wire()["details"] == {"reason": "not_yet_valid"}
+
+
+def test_a_signed_payload_too_deeply_nested_to_read_is_malformed(hs_settings: Callable[..., JwtSettings], secret: str) -> None:
+    # A correctly signed token whose claims are 2500 nested arrays: within the length limit,
+    # but deeper than Python's JSON reader goes (a RecursionError, which PyJWT 2.15 turns into
+    # a DecodeError). README: every refused token is `auth.invalid` with a reason; claims that
+    # are no readable JSON object make no JWT, so `malformed`, and never an internal error.
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(b"[" * 2500 + b"]" * 2500)
+    token = signing_input + "." + b64(hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest())
+    assert len(token) <= MAX_TOKEN_CHARS
+    error = refusal(hs_settings(), token)
+    assert (error["code"], error["details"]) == ("auth.invalid", {"reason": "malformed"})
