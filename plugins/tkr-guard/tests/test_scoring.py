@@ -91,7 +91,7 @@ def test_the_score_is_the_sum_of_the_weights_within_the_window() -> None:
     # README: `ban_after_events` is the "weighted score of the other security events within
     # `window_s`"; `access_denied_weight` defaults to 5, so twenty refusals make the default 100.
     rules = policy()
-    tally = None
+    tally: Tally | None = None
     for second in range(20):
         charge = rules.charge(SecurityEvent("access_denied", "203.0.113.7", "mallory"))
         assert charge is not None
