@@ -117,3 +117,8 @@ def test_a_key_of_no_known_kind_is_refused(key: str) -> None:
     # README: the only kinds of key are `ip:` and `principal:`, each with a value.
     with pytest.raises(ValueError):
         Target.from_key(key)
+
+
+def test_a_rate_limited_action_scores_the_default_weight_of_1() -> None:
+    # README: `rate_limited_weight` defaults to 1, "score of one refused rate-limited action".
+    assert policy().charge(SecurityEvent("rate_limited", "203.0.113.7", "alice")) == Charge(0, 1.0)
