@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
 from tkr_host.errors import CATALOG, CATEGORIES, HostError, failure
@@ -45,3 +48,48 @@ def test_failure_is_an_ack():
 
 def test_request_ids_differ():
     assert HostError("internal.error").request_id != HostError("internal.error").request_id
+
+
+#: docs/protocol.md, "Error": the defaults each category gives its codes.
+DOCUMENTED_CATEGORIES = {
+    "auth": ("error", False),
+    "permission": ("error", False),
+    "validation": ("warning", False),
+    "rate_limit": ("warning", True),
+    "not_found": ("warning", False),
+    "conflict": ("warning", False),
+    "agent": ("error", True),
+    "store": ("critical", True),
+    "protocol": ("error", False),
+    "internal": ("critical", True),
+}
+#: docs/protocol.md: "`protocol.idle_timeout` and `protocol.shutting_down` are `info`."
+DOCUMENTED_INFO_CODES = {"protocol.idle_timeout", "protocol.shutting_down"}
+
+
+def test_the_categories_are_the_documented_ones():
+    assert set(CATEGORIES) == set(DOCUMENTED_CATEGORIES)
+
+
+@pytest.mark.parametrize("category", sorted(DOCUMENTED_CATEGORIES))
+def test_an_unlisted_code_has_its_categorys_documented_severity_and_recoverable(category):
+    wire = HostError(f"{category}.unlisted_in_any_catalog").to_wire()
+    assert (wire["severity"], wire["recoverable"]) == DOCUMENTED_CATEGORIES[category]
+    assert wire["hint"]
+
+
+@pytest.mark.parametrize("code", sorted(CATALOG))
+def test_every_core_code_has_its_categorys_documented_severity_and_recoverable(code):
+    severity, recoverable = DOCUMENTED_CATEGORIES[code.split(".")[0]]
+    wire = HostError(code).to_wire()
+    assert wire["severity"] == ("info" if code in DOCUMENTED_INFO_CODES else severity)
+    assert wire["recoverable"] is recoverable
+    assert "retry_after" not in wire  # "present only when waiting helps": not by default
+
+
+def test_the_request_id_is_milliseconds_in_hex_then_8_hex_digits():
+    before = int(time.time() * 1000)
+    request_id = HostError("internal.error").request_id
+    after = int(time.time() * 1000)
+    assert re.fullmatch(r"[0-9a-f]+-[0-9a-f]{8}", request_id)
+    assert before <= int(request_id.split("-")[0], 16) <= after

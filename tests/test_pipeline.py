@@ -127,6 +127,21 @@ async def test_concurrent_duplicates_store_one_message(tkr_client):
         ({"to": "bob"}, "validation.recipient"),
         ({"in_reply_to": "00000000-0000-0000-0000-000000000000"}, "not_found.message"),
         ({"session_id": "missing"}, "not_found.session"),
+        # docs/protocol.md, message:send's checks in order: first the fields (`session_id`,
+        # `client_id` and `in_reply_to` 1-64 characters, `to` 1-200), then the session and
+        # the addressing. A length inside the bounds passes the first check and meets a later one.
+        ({"session_id": ""}, "validation.payload"),
+        ({"session_id": "x" * 65}, "validation.payload"),
+        ({"session_id": "x"}, "not_found.session"),
+        ({"session_id": "x" * 64}, "not_found.session"),
+        ({"to": ""}, "validation.payload"),
+        ({"to": "x" * 201}, "validation.payload"),
+        ({"to": "x"}, "validation.recipient"),
+        ({"to": "x" * 200}, "validation.recipient"),
+        ({"in_reply_to": ""}, "validation.payload"),
+        ({"in_reply_to": "x" * 65}, "validation.payload"),
+        ({"in_reply_to": "x"}, "not_found.message"),
+        ({"in_reply_to": "x" * 64}, "not_found.message"),
         ({"extra": True}, "validation.payload"),
     ],
 )
@@ -139,6 +154,17 @@ async def test_bad_sends_are_refused_and_store_nothing(tkr_client, change, code)
     assert ack["ok"] is False and ack["error"]["code"] == code
     assert ack["error"]["hint"] and ack["error"]["request_id"]
     assert await alice.history(session_id) == []
+
+
+@pytest.mark.parametrize("client_id", ["c", "x" * 64])
+async def test_a_client_id_of_1_to_64_characters_is_accepted(tkr_client, client_id):
+    # docs/protocol.md: `client_id` (1-64 characters) is the sender's idempotency key.
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    data = {"session_id": session_id, "client_id": client_id, "type": "text", "payload": {"text": "hi"}}
+    ack = await alice.call("message:send", data)
+    assert ack["ok"] is True
+    assert [message["payload"]["text"] for message in await alice.history(session_id)] == ["hi"]
 
 
 async def test_non_members_cannot_send(tkr_client):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from tkr_auth_jwt.settings import JwtSettings
-from tkr_auth_jwt.verify import MAX_TOKEN_CHARS, verify_token
+from tkr_auth_jwt.verify import MAX_TOKEN_CHARS, check_times, verify_token
 
 from tkr_host import HostError, Principal
 
@@ -281,3 +281,34 @@ def test_a_claim_of_the_wrong_type_gives_the_reason_claims(changes: dict[str, An
 @pytest.mark.parametrize("token", ["garbage", "a.b.c"])
 def test_a_token_that_is_no_jwt_gives_the_reason_malformed(token: str, hs_settings: Callable[..., JwtSettings]) -> None:
     assert refusal(hs_settings(), token)["details"] == {"reason": "malformed"}
+
+
+@pytest.mark.parametrize("leeway", [0, 30])
+def test_the_edges_of_the_times_fall_as_rfc_7519_puts_them(leeway: int) -> None:
+    # README: leeway_s seconds of skew are forgiven on exp, nbf and iat. RFC 7519 puts the
+    # edges: "now" must be before exp (4.1.4) and at or after nbf (4.1.5); an iat of
+    # "now" is not in the future. Shifted by the leeway, these are the last seconds each way.
+    settings = JwtSettings(secret="s" * 32, leeway_s=leeway)
+    now = 1_800_000_000
+    check_times(settings, {"exp": now - leeway + 1}, now)
+    with pytest.raises(HostError) as expired:
+        check_times(settings, {"exp": now - leeway}, now)
+    assert expired.value.code == "auth.expired"
+    check_times(settings, {"exp": now + 60, "nbf": now + leeway}, now)
+    check_times(settings, {"exp": now + 60, "iat": now + leeway}, now)
+    for claim in ("nbf", "iat"):
+        with pytest.raises(HostError) as early:
+            check_times(settings, {"exp": now + 60, claim: now + leeway + 1}, now)
+        assert early.value.to_wire()["details"] == {"reason": "not_yet_valid"}
+
+
+def test_a_signed_payload_too_deeply_nested_to_read_is_malformed(hs_settings: Callable[..., JwtSettings], secret: str) -> None:
+    # A correctly signed token whose claims are 2500 nested arrays: within the length limit,
+    # but deeper than Python's JSON reader goes (a RecursionError, which PyJWT 2.15 turns into
+    # a DecodeError). README: every refused token is `auth.invalid` with a reason; claims that
+    # are no readable JSON object make no JWT, so `malformed`, and never an internal error.
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(b"[" * 2500 + b"]" * 2500)
+    token = signing_input + "." + b64(hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest())
+    assert len(token) <= MAX_TOKEN_CHARS
+    error = refusal(hs_settings(), token)
+    assert (error["code"], error["details"]) == ("auth.invalid", {"reason": "malformed"})

@@ -85,3 +85,40 @@ def test_a_ban_matches_the_connections_of_its_target() -> None:
     assert not matches(Target("ip", "192.0.2.1"), "192.0.2.2", "alice")
     assert matches(Target("principal", "alice"), "192.0.2.2", "alice")
     assert not matches(Target("principal", "alice"), "192.0.2.1", "alicea")
+
+
+def test_the_score_is_the_sum_of_the_weights_within_the_window() -> None:
+    # README: `ban_after_events` is the "weighted score of the other security events within
+    # `window_s`"; `access_denied_weight` defaults to 5, so twenty refusals make the default 100.
+    rules = policy()
+    tally: Tally | None = None
+    for second in range(20):
+        charge = rules.charge(SecurityEvent("access_denied", "203.0.113.7", "mallory"))
+        assert charge is not None
+        tally = add_to(tally, charge, now=100.0 + second, window_s=rules.window_s)
+        assert (tally.score, rules.crossed(tally) is not None) == (5.0 * (second + 1), second == 19)
+    assert tally is not None and rules.crossed(tally) == "a suspicious-activity score of 100 within 60 s"
+
+
+def test_a_ban_names_its_target_as_the_bans_command_prints_it() -> None:
+    # README, `tkr-host bans lift 203.0.113.7`: "lifted the ban of address 203.0.113.7".
+    assert Target("ip", "203.0.113.7").describe() == "address 203.0.113.7"
+
+
+@pytest.mark.parametrize("kind", ["ip", "principal"])
+def test_a_stored_key_gives_back_its_target(kind: str) -> None:
+    # README, Redis: `tally:ip:<address>`, `ban:principal:<id>` — a key's target is `<kind>:<value>`.
+    target = Target(kind, "203.0.113.7")  # type: ignore[arg-type]
+    assert Target.from_key(target.key) == target
+
+
+@pytest.mark.parametrize("key", ["session:abc", "ip:", "principal:", "", "abc"])
+def test_a_key_of_no_known_kind_is_refused(key: str) -> None:
+    # README: the only kinds of key are `ip:` and `principal:`, each with a value.
+    with pytest.raises(ValueError):
+        Target.from_key(key)
+
+
+def test_a_rate_limited_action_scores_the_default_weight_of_1() -> None:
+    # README: `rate_limited_weight` defaults to 1, "score of one refused rate-limited action".
+    assert policy().charge(SecurityEvent("rate_limited", "203.0.113.7", "alice")) == Charge(0, 1.0)

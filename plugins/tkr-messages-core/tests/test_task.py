@@ -121,6 +121,20 @@ async def test_only_creator_assignee_or_session_creator_may_change_a_task(tkr_cl
     assert (await alice.call("message:send", task(session_id, task_id="t-bob", action="cancel")))["ok"]
 
 
+async def test_an_artifact_sent_again_without_append_replaces_the_old_one(tkr_client):
+    # docs/protocol.md: "with `append: true` its parts extend the artifact of that id
+    # instead of replacing it": without `append`, the artifact of that id is replaced.
+    alice, session_id = await setup(tkr_client)
+    worker = await tkr_client("worker", kind="agent", namespace="/agents")
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create", assignee="worker"))
+    for text in ("draft", "final"):
+        await worker.ok("message:send", task(session_id, task_id="t1", action="update",
+                                             artifact={"artifact_id": "a", "parts": [{"kind": "text", "text": text}]}))
+    tasks = await tkr_client("alice", namespace="/tasks")
+    document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
+    assert [[part["text"] for part in artifact["parts"]] for artifact in document["artifacts"]] == [["final"]]
+
+
 async def test_artifacts_append_and_reference_tasks(tkr_client):
     alice, session_id = await setup(tkr_client)
     worker = await tkr_client("worker", kind="agent", namespace="/agents")
