@@ -42,6 +42,7 @@ import json
 import logging
 import time
 import urllib.parse
+import zlib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -54,7 +55,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 from socketio import packet
 from wsproto.extensions import PerMessageDeflate
-from wsproto.frame_protocol import Opcode, RsvBits
+from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 
 from tkr_host.config import ConfigError
 
@@ -139,6 +140,10 @@ class CompressionPolicy:
 
     enabled: bool = False
     min_bytes: int = 1024
+    #: The most one received message may inflate to. Engine.IO refuses a larger one anyway
+    #: (``max_http_buffer_size``, PROTOCOL.md's maxPayload), and Hypercorn's own check
+    #: (``websocket_max_message_size``) comes only after wsproto has inflated a whole read.
+    max_inflated_bytes: int = 1_048_576
 
 
 #: The policy of the app serving the current request (set in its task; None: Hypercorn's own behaviour).
@@ -147,11 +152,52 @@ _compression_policy: contextvars.ContextVar[CompressionPolicy | None] = contextv
 
 class HostDeflate(PerMessageDeflate):
     """wsproto's permessage-deflate that declines the offer when the host's policy is off,
-    and sends messages under ``min_bytes`` uncompressed (RFC 7692, 6.1, lets a sender)."""
+    sends messages under ``min_bytes`` uncompressed (RFC 7692, 6.1, lets a sender), and
+    inflates no received message past ``max_inflated_bytes``.
+
+    The last is a bound on memory: wsproto inflates each read (up to 64 KiB from Hypercorn)
+    whole, and deflate's ratio reaches about 1 000:1, so one read of a "zip bomb" would
+    become some 64 MiB of bytes, and as much again of text, before Hypercorn's size check
+    closes the socket. Here the inflater stops one byte past the limit, and wsproto reports
+    the frame as failed (1009); Hypercorn ends the connection then, as it does on any
+    WebSocket protocol error, without a close frame."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.policy = _compression_policy.get()
+        #: Bytes the current received message has inflated to so far.
+        self.inflated_bytes = 0
+
+    def frame_inbound_header(self, proto: Any, opcode: Opcode, rsv: RsvBits, payload_length: int) -> Any:
+        if self._inbound_compressed is None:  # the first frame of a message (wsproto resets it after the last)
+            self.inflated_bytes = 0
+        return super().frame_inbound_header(proto, opcode, rsv, payload_length)
+
+    def frame_inbound_payload_data(self, proto: Any, data: bytes) -> bytes | CloseReason:
+        if self.policy is None or not self._inbound_compressed or not self._inbound_is_compressible:
+            return super().frame_inbound_payload_data(proto, data)
+        assert self._decompressor is not None  # wsproto made it in frame_inbound_header
+        room = self.policy.max_inflated_bytes - self.inflated_bytes
+        try:
+            # max_length bounds the output; what is left stays in unconsumed_tail, never inflated.
+            inflated: bytes = self._decompressor.decompress(bytes(data), room + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self.inflated_bytes += len(inflated)
+        if self.inflated_bytes > self.policy.max_inflated_bytes:
+            return CloseReason.MESSAGE_TOO_BIG
+        return inflated
+
+    def frame_inbound_complete(self, proto: Any, fin: bool) -> bytes | CloseReason | None:
+        if self.policy is not None and self.inflated_bytes > self.policy.max_inflated_bytes:
+            # Never flush(): it would inflate the whole unconsumed tail at once.
+            return CloseReason.MESSAGE_TOO_BIG
+        tail = super().frame_inbound_complete(proto, fin)
+        if self.policy is not None and isinstance(tail, bytes):
+            self.inflated_bytes += len(tail)  # what the sync marker released: at most the 32 KiB window
+            if self.inflated_bytes > self.policy.max_inflated_bytes:
+                return CloseReason.MESSAGE_TOO_BIG
+        return tail
 
     def accept(self, offer: str) -> bool | str | None:
         if self.policy is not None and not self.policy.enabled:
@@ -166,6 +212,10 @@ class HostDeflate(PerMessageDeflate):
         return super().frame_outbound(proto, opcode, rsv, data, fin)
 
 
+#: wsproto's own state that HostDeflate reads to bound inflation (checked at start-up).
+_DEFLATE_PRIVATES = ("_inbound_compressed", "_inbound_is_compressible", "_decompressor")
+
+
 def install_compression_control() -> None:
     """Make Hypercorn build :class:`HostDeflate` where it builds wsproto's PerMessageDeflate."""
     current = getattr(hypercorn_ws_stream, "PerMessageDeflate", None)
@@ -174,6 +224,9 @@ def install_compression_control() -> None:
     if current is not PerMessageDeflate:
         raise TransportVersionError("hypercorn.protocol.ws_stream no longer builds wsproto's PerMessageDeflate: "
                                     "[host] websocket_compression cannot be enforced with this Hypercorn")
+    missing = [name for name in _DEFLATE_PRIVATES if not hasattr(PerMessageDeflate(), name)]
+    if missing:
+        raise TransportVersionError(f"wsproto's PerMessageDeflate has no {', '.join(missing)}: received messages cannot be bounded")
     setattr(hypercorn_ws_stream, "PerMessageDeflate", HostDeflate)  # noqa: B010 (the one name Hypercorn builds it by)
 
 
