@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -111,6 +112,29 @@ async def test_a_close_by_post_answers_the_pending_poll_with_a_noop(tkr_host: Ru
         assert response.status == 200
     assert await pending == (200, "6")  # python-engineio leaves it to time out
     assert (await poll(http, tkr_host, sid))[0] == 400
+
+
+@pytest.mark.tkr_settings({"host": {"ping_interval_s": 10, "ping_timeout_s": 10}})  # the held POST outlives 0.3 s
+async def test_a_second_post_while_one_is_being_read_is_a_bad_request_and_closes_the_session(
+        tkr_host: RunningHost, http: aiohttp.ClientSession) -> None:
+    sid = (await open_polling(http, tkr_host))["sid"]
+    address = urlsplit(tkr_host.url)
+    assert address.hostname is not None and address.port is not None
+    _, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        # A POST whose body is announced but not all sent: the host is still reading it.
+        writer.write((f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                      "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: 10\r\n\r\n3").encode())
+        await writer.drain()
+        await eventually(lambda: tkr_host.app.frame_guard.posts_in_flight(sid) == 1)
+        async with http.post(eio_url(tkr_host, transport="polling", sid=sid), data="3") as response:
+            assert response.status == 400  # python-engineio reads both
+        # Refused as any malformed frame is (docs/operations.md): the session is closed.
+        await eventually(lambda: not tkr_host.host.sio.is_open(sid))
+        assert (await poll(http, tkr_host, sid))[0] == 400
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
 
 async def test_a_post_is_answered_ok_as_the_protocol_spells_it(tkr_host: RunningHost, http: aiohttp.ClientSession) -> None:

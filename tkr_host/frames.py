@@ -94,6 +94,12 @@ class FrameGuard:
         self.app = app
         self.on_malformed = on_malformed
         self.max_body_bytes = max_body_bytes
+        #: Engine.IO sessions with a polling POST being answered now: the protocol allows one at a time.
+        self._posts_in_flight: set[str] = set()
+
+    def posts_in_flight(self, sid: str) -> int:
+        """Polling POSTs of the Engine.IO session ``sid`` being read or answered now (0 or 1)."""
+        return int(sid in self._posts_in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -129,6 +135,21 @@ class FrameGuard:
         await self.app(scope, guarded_receive, watching_send)
 
     async def _polling_post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sid = query_sid(scope)
+        assert sid is not None  # __call__ routes only POSTs that name their session here
+        if sid in self._posts_in_flight:
+            # A second POST while one is read: the reference server ("data request overlap
+            # from client") answers 400 and closes the session; python-engineio would take
+            # both, and their packets could interleave out of order.
+            await self._refuse(scope, send, "a second polling POST while one is being read")
+            return
+        self._posts_in_flight.add(sid)
+        try:
+            await self._read_post(scope, receive, send)
+        finally:
+            self._posts_in_flight.discard(sid)
+
+    async def _read_post(self, scope: Scope, receive: Receive, send: Send) -> None:
         length = content_length(scope)
         if length is None:
             # python-engineio reads nothing of a body without a length.
