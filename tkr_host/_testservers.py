@@ -14,7 +14,7 @@ import concurrent.futures
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -62,16 +62,22 @@ def postgres_answers(dsn: str, timeout: float = 5.0) -> str | None:
     return None
 
 
+def server_from_env(variable: str, server: str, example: str, answers: Callable[[str], str | None]) -> str:
+    """The address in ``variable``: skip (saying what to set, like ``example``) when it is unset,
+    fail when the ``server`` there does not answer (``answers`` says why not)."""
+    address = os.environ.get(variable)
+    if not address:
+        pytest.skip(f"{variable} is not set: {server} tests need {example}")
+    problem = answers(address)
+    if problem is not None:
+        pytest.fail(f"{variable}={address} is set, but {server} does not answer: {problem}")
+    return address
+
+
 @pytest.fixture
 def postgres_dsn() -> str:
     """The test PostgreSQL: skips when ``TKR_TEST_POSTGRES_DSN`` is unset, fails when it does not answer."""
-    dsn = os.environ.get(POSTGRES_ENV)
-    if not dsn:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a DSN such as postgresql://postgres@127.0.0.1:5432/test")
-    problem = postgres_answers(dsn)
-    if problem is not None:
-        pytest.fail(f"{POSTGRES_ENV}={dsn} is set, but PostgreSQL does not answer: {problem}")
-    return dsn
+    return server_from_env(POSTGRES_ENV, "PostgreSQL", "a DSN such as postgresql://postgres@127.0.0.1:5432/test", postgres_answers)
 
 
 # --- Redis -------------------------------------------------------------------------------
@@ -92,15 +98,7 @@ def redis_answers(url: str, timeout: float = 3.0) -> str | None:
 @pytest.fixture
 def redis_url() -> str:
     """The test Redis: skips when ``TKR_TEST_REDIS_URL`` is unset, fails when it does not answer."""
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set: Redis tests need a URL such as redis://127.0.0.1:6379/0")
-    problem = redis_answers(url)
-    if problem is not None:
-        pytest.fail(f"{REDIS_ENV}={url} is set, but Redis does not answer: {problem}")
-    return url
-
-
+    return server_from_env(REDIS_ENV, "Redis", "a URL such as redis://127.0.0.1:6379/0", redis_answers)
 
 
 async def delete_redis_keys(url: str, match: str) -> int:

@@ -444,14 +444,16 @@ def listening_socket() -> Iterator[socket.socket]:
 
 @pytest.fixture
 def room(tkr_client: Callable[..., Awaitable[TkrClient]]) -> Callable[..., Awaitable[tuple[TkrClient, TkrClient, str]]]:
-    """``await room(title="room")``: alice and bob, both members of a new session, both joined."""
+    """``await room(title="room")``: alice and bob, both members of a new session (alice made it and
+    invited bob), both joined; ``joined=False`` leaves both sockets out of the session's room."""
 
-    async def make(title: str = "room") -> tuple[TkrClient, TkrClient, str]:
+    async def make(title: str = "room", joined: bool = True) -> tuple[TkrClient, TkrClient, str]:
         alice, bob = await tkr_client("alice"), await tkr_client("bob")
         session_id = await alice.create_session(title)
         await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
-        await alice.join(session_id)
-        await bob.join(session_id)
+        if joined:
+            await alice.join(session_id)
+            await bob.join(session_id)
         return alice, bob, session_id
 
     return make
