@@ -47,42 +47,17 @@ import pytest
 import socketio
 from hypercorn.asyncio import serve as hypercorn_serve
 
-from tkr_host import lifecycle
+from tkr_host import _testservers, lifecycle
 from tkr_host._host import Host
-
-# Fixtures and helpers of the test servers, re-exported: pytest registers the fixtures it finds in this module.
-from tkr_host._testservers import (
-    POSTGRES_ENV as POSTGRES_ENV,
-)
-from tkr_host._testservers import (
-    REDIS_ENV as REDIS_ENV,
-)
-from tkr_host._testservers import (
-    delete_redis_keys as delete_redis_keys,
-)
-from tkr_host._testservers import (
-    full_run as full_run,
-)
-from tkr_host._testservers import (
-    loop_count as loop_count,
-)
-from tkr_host._testservers import (
-    postgres_answers as postgres_answers,
-)
-from tkr_host._testservers import (
-    postgres_dsn as postgres_dsn,
-)
-from tkr_host._testservers import (
-    redis_answers as redis_answers,
-)
-from tkr_host._testservers import (
-    redis_prefix as redis_prefix,
-)
-from tkr_host._testservers import (
-    redis_url as redis_url,
-)
 from tkr_host.app import TkrApp, create_app
 from tkr_host.config import load_settings
+
+# The test servers' fixtures and helpers (tkr_host/_testservers.py), re-exported: pytest registers
+# the fixtures it finds in this module, and tests import the helpers from here.
+POSTGRES_ENV, REDIS_ENV = _testservers.POSTGRES_ENV, _testservers.REDIS_ENV
+postgres_dsn, redis_url, redis_prefix = _testservers.postgres_dsn, _testservers.redis_url, _testservers.redis_prefix
+postgres_answers, redis_answers, server_from_env = _testservers.postgres_answers, _testservers.redis_answers, _testservers.server_from_env
+delete_redis_keys, full_run, loop_count = _testservers.delete_redis_keys, _testservers.full_run, _testservers.loop_count
 
 #: One secret per test process, never written anywhere.
 TEST_JWT_SECRET = secrets.token_urlsafe(32)
