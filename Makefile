@@ -79,8 +79,18 @@ $(BENCH_NODE): bench/node/package.json bench/node/package-lock.json
 	npm ci --prefix bench/node --no-audit --no-fund
 	touch $(BENCH_NODE)
 
+# Two steps (docs/testing.md, "Speed"): the suite waits far more than it computes, so everything
+# not marked `serial` runs on PYTEST_WORKERS pytest-xdist workers (each test has its own port,
+# SQLite file, PostgreSQL schema and Redis prefix); then the `serial` tests (tests/faults stop
+# PostgreSQL for real) run alone. Both steps always run; the rule fails if either did. A step
+# that PYTEST_ARGS leaves nothing to run (pytest's exit status 5) is not a failure.
+PYTEST_WORKERS ?= 4
+PYTEST_ARGS ?=
 pytest: $(STAMP) $(EXAMPLES_NODE) $(WEB_NODE) $(CLIENT_JS_NODE) $(BENCH_NODE)
-	$(BIN)/pytest -q
+	@status=0; \
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || status=$$s; }; \
+	$(BIN)/pytest -q -m serial $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || status=$$s; }; \
+	exit $$status
 
 test: lint typecheck pytest
 

@@ -11,9 +11,11 @@ markers; the rest of the page is written by hand. ``tests/test_errors.py`` runs
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+# The generated pages' shared command line (scripts/ is this script's own first path entry).
+from hook_reference import write_or_check
 
 from tkr_host.config import HostSettings, Settings
 from tkr_host.errors import CATALOG
@@ -50,18 +52,8 @@ def render(page: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when docs/protocol.md's table is out of date")
-    args = parser.parse_args(argv)
-    page = PROTOCOL.read_text()
-    fresh = render(page)
-    if args.check:
-        if fresh != page:
-            print("docs/protocol.md's table of error codes is out of date: run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    PROTOCOL.write_text(fresh)
-    return 0
+    return write_or_check(__doc__.splitlines()[0], PROTOCOL, render,
+                          "docs/protocol.md's table of error codes is out of date: run `make docs`", argv)
 
 
 if __name__ == "__main__":

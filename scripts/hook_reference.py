@@ -15,6 +15,7 @@ import argparse
 import inspect
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,18 +133,27 @@ def render() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when docs/plugins.md is out of date")
+def write_or_check(description: str, page: Path, fresh: Callable[[str], str], stale: str, argv: list[str] | None = None) -> int:
+    """The command line of a generated page, shared with ``error_reference.py``: rewrite
+    ``page`` as ``fresh(current text)`` makes it, or with ``--check`` exit 1 (saying ``stale``)
+    when that would change it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--check", action="store_true", help=f"exit 1 when {page.relative_to(ROOT)} is out of date")
     args = parser.parse_args(argv)
-    page = render()
+    current = page.read_text()
+    made = fresh(current)
     if args.check:
-        if DOCS.read_text() != page:
-            print("docs/plugins.md is out of date: run `python scripts/hook_reference.py`", file=sys.stderr)
+        if made != current:
+            print(stale, file=sys.stderr)
             return 1
         return 0
-    DOCS.write_text(page)
+    page.write_text(made)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_or_check(__doc__.splitlines()[0], DOCS, lambda _: render(),
+                          "docs/plugins.md is out of date: run `python scripts/hook_reference.py`", argv)
 
 
 if __name__ == "__main__":

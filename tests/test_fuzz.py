@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tkr_host import Member
-from tkr_host.testing import TkrClient, connect_client, default_settings, make_token, start_host
+from tkr_host.testing import TkrClient, connect_client, default_settings, loop_count, make_token, start_host
 
 EVENTS = {
     "/chat": ["session:create", "session:list", "session:join", "session:leave", "session:invite", "message:send", "message:history",
@@ -32,9 +32,10 @@ EVENTS = {
     "/agents": ["message:ack", "message:send", "stream:start", "stream:chunk", "stream:end", "context:list", "no:such-event"],
     "/tasks": ["task:subscribe", "task:unsubscribe", "task:get", "no:such-event"],
 }
-#: Each example is sent to every event: 600 × 20 = 12,000 payloads in CI (the default);
-#: TKR_FUZZ_EXAMPLES=50 for a quick local run. The test's thresholds follow it.
-EXAMPLES = int(os.environ.get("TKR_FUZZ_EXAMPLES", "600"))
+#: Each example is sent to every event: 600 × 20 = 12,000 payloads in CI (``CI=true``), 150 × 20
+#: = 3,000 locally (the kit's loop_count); TKR_FUZZ_EXAMPLES=N sets it either way. The test's
+#: thresholds follow it.
+EXAMPLES = int(os.environ.get("TKR_FUZZ_EXAMPLES", str(loop_count(full=600, local=150))))
 TALLY: Counter[str] = Counter()
 #: Ids of messages the host acked as stored, by fuzzed message:send and stream:end.
 ACKED_IDS: set[str] = set()

@@ -130,11 +130,15 @@ def test_every_first_party_folder_is_checked() -> None:
     assert len(FIRST_PARTY) >= 11 + 2  # every plugin, the examples and the SDK
 
 
+# One worker runs both: the planted file is in the tree the other one reads.
+@pytest.mark.xdist_group("first-party-tree")
 def test_first_party_plugins_examples_and_the_sdk_import_only_the_top_level_of_tkr_host() -> None:
     found = [problem for path in first_party_files() for problem in deep_imports(path)]
     assert not found, "import these from `tkr_host` (its __all__, docs/host-api.md) instead:\n" + "\n".join(found)
 
 
+# One worker runs both: the planted file is in the tree the other one reads.
+@pytest.mark.xdist_group("first-party-tree")
 def test_the_deep_import_check_sees_a_planted_one(tmp_path: Path) -> None:
     planted = ROOT / "plugins" / "tkr-guard" / "tkr_guard" / "_planted_for_test.py"
     try:

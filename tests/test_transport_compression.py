@@ -15,7 +15,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tkr_host.testing import TEST_JWT_SECRET, RunningHost, wait_ready
+from tkr_host.testing import TEST_JWT_SECRET, RunningHost, bound_listener, wait_ready
 
 BIN = Path(sys.executable).parent
 #: What a browser offers (Chromium's header).
@@ -99,12 +98,6 @@ async def test_a_client_that_offers_nothing_gets_nothing(tkr_host: RunningHost) 
 # --- the two ways to run the host --------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
@@ -119,10 +112,11 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             process.wait(10)
 
 
-def start(args: list[str], cwd: Path, log: Path, config: Path) -> subprocess.Popen[bytes]:
+def start(args: list[str], cwd: Path, log: Path, config: Path, fd: int) -> subprocess.Popen[bytes]:
     with log.open("ab") as output:  # the child keeps its own copy of the descriptor
-        # A session of its own, so that clean-up reaches the whole process group.
-        return subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
+        # A session of its own, so that clean-up reaches the whole process group; the
+        # pre-bound listener goes down as ``fd://N`` (both runners read the config's bind).
+        return subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True, pass_fds=[fd],
                                 env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET, "TKR_CONFIG": str(config)})
 
 
@@ -130,10 +124,11 @@ def start(args: list[str], cwd: Path, log: Path, config: Path) -> subprocess.Pop
 @pytest.mark.parametrize("compression", [False, True], ids=["off", "on"])
 async def test_the_setting_holds_under_each_runner(tmp_path: Path, processes: list[subprocess.Popen[bytes]], runner: str,
                                                    compression: bool) -> None:
-    port = free_port()
+    listener = bound_listener()
+    port = listener.getsockname()[1]
     config = tmp_path / "config.toml"
     config.write_text(
-        f'bind = ["127.0.0.1:{port}"]\nworkers = 1\n'
+        f'bind = ["fd://{listener.fileno()}"]\nworkers = 1\n'
         f"[host]\nwebsocket_compression = {str(compression).lower()}\n"
         '[plugins.auth_jwt]\nsecret = "env:TKR_JWT_SECRET"\n'
         f'[plugins.store_peewee]\nurl = "sqlite:///{tmp_path}/tkr.db"\n'
@@ -141,7 +136,8 @@ async def test_the_setting_holds_under_each_runner(tmp_path: Path, processes: li
     args = ([str(BIN / "tkr-host"), "serve", "--config", str(config)] if runner == "serve"
             else [str(BIN / "hypercorn"), "--config", str(config), "tkr_host.asgi:app"])
     log = tmp_path / "server.log"
-    processes.append(start(args, tmp_path, log, config))
+    with listener:  # only the server holds it once started
+        processes.append(start(args, tmp_path, log, config, listener.fileno()))
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, processes[-1], log)
     status, headers, _ = await handshake(url)

@@ -19,18 +19,18 @@ Helpers: :func:`eventually` (wait for a condition with a deadline, never a fixed
 sleep), :func:`raw_socket` (an Engine.IO WebSocket past its open packet, for
 frames no client library sends), :func:`listening_socket` (a pre-bound port for a
 subprocess), ``room`` (a session with a second member), and the
-``postgres_dsn`` / ``redis_url`` fixtures, which ping their server first.
+``postgres_dsn`` / ``redis_url`` fixtures, which ping their server first, the
+``redis_prefix`` fixture (keys of the test's own, deleted afterwards) and
+:func:`loop_count` (full counts in CI, smaller ones locally), from ``_testservers``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import copy
 import inspect
 import json
-import os
 import secrets
 import socket
 import subprocess
@@ -41,17 +41,23 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 import socketio
 from hypercorn.asyncio import serve as hypercorn_serve
 
-from tkr_host import lifecycle
+from tkr_host import _testservers, lifecycle
 from tkr_host._host import Host
 from tkr_host.app import TkrApp, create_app
 from tkr_host.config import load_settings
+
+# The test servers' fixtures and helpers (tkr_host/_testservers.py), re-exported: pytest registers
+# the fixtures it finds in this module, and tests import the helpers from here.
+POSTGRES_ENV, REDIS_ENV = _testservers.POSTGRES_ENV, _testservers.REDIS_ENV
+postgres_dsn, redis_url, redis_prefix = _testservers.postgres_dsn, _testservers.redis_url, _testservers.redis_prefix
+postgres_answers, redis_answers, server_from_env = _testservers.postgres_answers, _testservers.redis_answers, _testservers.server_from_env
+delete_redis_keys, full_run, loop_count = _testservers.delete_redis_keys, _testservers.full_run, _testservers.loop_count
 
 #: One secret per test process, never written anywhere.
 TEST_JWT_SECRET = secrets.token_urlsafe(32)
@@ -353,70 +359,6 @@ async def tkr_client(tkr_host: RunningHost) -> AsyncIterator[Callable[..., Await
         await client.close()
 
 
-# --- test servers: PostgreSQL and Redis -------------------------------------------
-
-POSTGRES_ENV = "TKR_TEST_POSTGRES_DSN"
-REDIS_ENV = "TKR_TEST_REDIS_URL"
-
-
-def postgres_answers(dsn: str, timeout: float = 5.0) -> str | None:
-    """``None`` when the PostgreSQL server of ``dsn`` accepts a connection, else why not.
-
-    Probed in a thread with its own event loop, so that a sync fixture can call it from
-    inside a running loop (an async fixture's ``request.getfixturevalue``)."""
-    try:
-        import asyncpg  # type: ignore[import-untyped]  # installed with tkr-store-peewee
-    except ImportError:
-        return "asyncpg is not installed (it comes with tkr-store-peewee)"
-
-    async def probe() -> None:
-        connection = await asyncpg.connect(dsn, timeout=timeout)
-        await connection.close()
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        try:
-            pool.submit(asyncio.run, probe()).result()
-        except Exception as exc:  # any failure to answer reads the same
-            return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-@pytest.fixture
-def postgres_dsn() -> str:
-    """The test PostgreSQL: skips when ``TKR_TEST_POSTGRES_DSN`` is unset, fails when it does not answer."""
-    dsn = os.environ.get(POSTGRES_ENV)
-    if not dsn:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a DSN such as postgresql://postgres@127.0.0.1:5432/test")
-    problem = postgres_answers(dsn)
-    if problem is not None:
-        pytest.fail(f"{POSTGRES_ENV}={dsn} is set, but PostgreSQL does not answer: {problem}")
-    return dsn
-
-
-def redis_answers(url: str, timeout: float = 3.0) -> str | None:
-    """``None`` when the Redis server of ``url`` answers ``PING``, else why not (plain RESP: no client library needed)."""
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=timeout) as probe:
-            probe.sendall(b"PING\r\n")
-            reply = probe.recv(64)
-    except OSError as exc:
-        return str(exc)
-    return None if reply.startswith(b"+PONG") else f"answered {reply!r} to PING"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The test Redis: skips when ``TKR_TEST_REDIS_URL`` is unset, fails when it does not answer."""
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set: Redis tests need a URL such as redis://127.0.0.1:6379/0")
-    problem = redis_answers(url)
-    if problem is not None:
-        pytest.fail(f"{REDIS_ENV}={url} is set, but Redis does not answer: {problem}")
-    return url
-
-
 # --- raw sockets, ports, rooms ----------------------------------------------------
 
 
@@ -477,14 +419,16 @@ def listening_socket() -> Iterator[socket.socket]:
 
 @pytest.fixture
 def room(tkr_client: Callable[..., Awaitable[TkrClient]]) -> Callable[..., Awaitable[tuple[TkrClient, TkrClient, str]]]:
-    """``await room(title="room")``: alice and bob, both members of a new session, both joined."""
+    """``await room(title="room")``: alice and bob, both members of a new session (alice made it and
+    invited bob), both joined; ``joined=False`` leaves both sockets out of the session's room."""
 
-    async def make(title: str = "room") -> tuple[TkrClient, TkrClient, str]:
+    async def make(title: str = "room", joined: bool = True) -> tuple[TkrClient, TkrClient, str]:
         alice, bob = await tkr_client("alice"), await tkr_client("bob")
         session_id = await alice.create_session(title)
         await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
-        await alice.join(session_id)
-        await bob.join(session_id)
+        if joined:
+            await alice.join(session_id)
+            await bob.join(session_id)
         return alice, bob, session_id
 
     return make

@@ -79,18 +79,14 @@ async def test_invite_by_a_non_member_is_permission_not_member(tkr_client):
     assert [m["id"] for m in members] == ["alice"]
 
 
-async def test_invite_by_a_member_who_is_not_the_creator_is_permission_invite(tkr_client):
-    alice, bob = await tkr_client("alice"), await tkr_client("bob")
-    session_id = await alice.create_session()
-    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+async def test_invite_by_a_member_who_is_not_the_creator_is_permission_invite(room):
+    _, bob, session_id = await room(joined=False)
     ack = await bob.call("session:invite", {"session_id": session_id, "member": {"id": "carol", "kind": "user"}})
     assert ack["ok"] is False and ack["error"]["code"] == "permission.invite"
 
 
-async def test_leaving_a_session_the_socket_does_not_follow_is_ok(tkr_client):
-    alice, bob = await tkr_client("alice"), await tkr_client("bob")
-    session_id = await alice.create_session()
-    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+async def test_leaving_a_session_the_socket_does_not_follow_is_ok(room):
+    _, bob, session_id = await room(joined=False)
     # protocol.md: "Leaving a session the socket does not follow is answered `{ok: true}`"
     # and "The principal stays a member".
     assert await bob.call("session:leave", {"session_id": session_id}) == {"ok": True}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tkr_host.testing import TEST_JWT_SECRET, wait_ready
+from tkr_host.testing import POSTGRES_ENV, REDIS_ENV, TEST_JWT_SECRET, bound_listener, wait_ready
 
 BIN = Path(sys.executable).parent
 
@@ -31,20 +30,21 @@ BIN = Path(sys.executable).parent
 class Services:
     dsn: str
     redis_url: str
+    channel: str
     schema: str = field(default_factory=lambda: f"tkr_mn_{uuid.uuid4().hex[:12]}")
-    channel: str = field(default_factory=lambda: f"tkr-mn-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
-async def services() -> AsyncIterator[Services]:
-    dsn = os.environ.get("TKR_TEST_POSTGRES_DSN")
-    redis_url = os.environ.get("TKR_TEST_REDIS_URL")
+async def services(redis_prefix: str) -> AsyncIterator[Services]:
+    """The test PostgreSQL and Redis; a schema of the test's own (dropped afterwards) and the kit's
+    ``redis_prefix`` as the channel (its keys deleted afterwards)."""
+    dsn = os.environ.get(POSTGRES_ENV)
+    redis_url = os.environ.get(REDIS_ENV)
     if not dsn or not redis_url:
-        pytest.skip("multi-node tests need TKR_TEST_POSTGRES_DSN and TKR_TEST_REDIS_URL")
-    made = Services(dsn, redis_url)
+        pytest.skip(f"multi-node tests need {POSTGRES_ENV} and {REDIS_ENV}")
+    made = Services(dsn, redis_url, channel=redis_prefix)
     yield made
     import asyncpg
-    from redis.asyncio import Redis
 
     with contextlib.suppress(Exception):
         connection = await asyncpg.connect(dsn)
@@ -52,13 +52,6 @@ async def services() -> AsyncIterator[Services]:
             await connection.execute(f'DROP SCHEMA IF EXISTS "{made.schema}" CASCADE')
         finally:
             await connection.close()
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{made.channel}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @dataclass
@@ -91,10 +84,7 @@ def spawn_node(tmp_path: Path) -> Iterator:
     started: list[Node] = []
 
     def spawn(services: Services, name: str, **options: object) -> Node:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
+        listener = bound_listener()
         fd = listener.fileno()
         config = tmp_path / f"{name}.toml"
         config.write_text(config_text(services, fd, **options))  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ node first), in one shared session, sending while an agent streams a reply.
   The agent, which does not come back, is listed by every node's ``GET
   /api/v1/agents`` while A lives, and then goes ``offline`` and out of the directory.
 * Redis is restarted mid-load instead. Redis here is a PRIVATE ``redis-server
-  --port <free> --save ''`` started by the test, so that other tests on
+  --port <free> --save ''`` started by the test (on a port below the ephemeral range), so that other tests on
   127.0.0.1:6379 are not disturbed. Local delivery goes on while it is down, and
   clients recover what a lost cross-node broadcast missed through the ``seq`` gap
   (``message:history``), once later messages reach them.
@@ -27,12 +27,13 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -40,24 +41,14 @@ import pytest
 import socketio
 from tkr_client import Backoff, ChatClient
 
-from tkr_host.testing import TkrClient, connect_client, make_token
+from tkr_host.testing import TkrClient, connect_client, eventually, make_token
 
 USERS = 6
 MESSAGES_PER_USER = 12
 TTL_S = 3.0  # [plugins.redis] presence_ttl_s: a dead node's stream is swept within TTL_S + TTL_S / 3
 QUICK = Backoff(base=0.05, cap=0.5)
-
-
-async def until(probe: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        await asyncio.sleep(0.05)
+#: The deadline of a wait on the load's progress (a bound on a loaded machine, not a pause).
+LOAD_S = 60.0
 
 
 class User:
@@ -118,7 +109,7 @@ async def start_users(nodes: list[Any]) -> tuple[list[User], str]:
 
 async def check_everyone_holds_everything(users: list[User], stored_ids: set[str]) -> None:
     for user in users:
-        await until(lambda user=user: set(user.holds()) == stored_ids, f"{user.name} holds every stored message", timeout=60)
+        await eventually(lambda user=user: set(user.holds()) == stored_ids, timeout=60, what=f"{user.name} holds every stored message")
         holds = user.holds()
         assert len(holds) == len(set(holds)), f"{user.name} holds a message twice"
 
@@ -163,7 +154,7 @@ async def test_sigkill_of_a_node_mid_load_loses_nothing(services, spawn_node, no
     streaming = asyncio.create_task(stream())
     sending = [asyncio.create_task(send_all(user, session_id, MESSAGES_PER_USER)) for user in users]
     total = USERS * MESSAGES_PER_USER
-    await until(lambda: sum(len(u.sent) for u in users) >= total // 3 and len(acked_text) >= 5, "a third of the load acked")
+    await eventually(lambda: sum(len(u.sent) for u in users) >= total // 3 and len(acked_text) >= 5, timeout=LOAD_S, what="a third of the load acked")
     os.killpg(node_a.process.pid, signal.SIGKILL)
     node_a.process.wait(10)
 
@@ -177,17 +168,17 @@ async def test_sigkill_of_a_node_mid_load_loses_nothing(services, spawn_node, no
     async def stream_kept() -> list[asyncpg.Record]:
         return [row for row in await stored_messages(services.dsn, services.schema, session_id) if row["id"] == stream_id]
 
-    [kept] = await until(stream_kept, "the aborted stream stored", timeout=TTL_S * 4 + 10)
+    [kept] = await eventually(stream_kept, timeout=TTL_S * 4 + 10, what="the aborted stream stored")
     assert kept["status"] == "incomplete"
     text = json.loads(kept["payload"])["text"] if isinstance(kept["payload"], str) else kept["payload"]["text"]
     assert text.startswith("".join(acked_text)) and "".join(sent_text).startswith(text)
-    await until(lambda: any(getattr(e, "code", None) == "agent.stream_aborted" and (getattr(e, "details", None) or {}).get("message_id")
-                            == stream_id for u in users for e in u.errors), "agent.stream_aborted reached the session")
+    await eventually(lambda: any(getattr(e, "code", None) == "agent.stream_aborted" and (getattr(e, "details", None) or {}).get("message_id")
+                                 == stream_id for u in users for e in u.errors), timeout=LOAD_S, what="agent.stream_aborted reached the session")
 
     # The agent died with A and did not come back: its entries faded, so the
     # session is told it is offline and the directory no longer lists it.
-    await until(lambda: all(any(p["member"]["id"] == "echo" and p["state"] == "offline" for p in u.presence) for u in users),
-                "every member told the agent went offline", timeout=TTL_S * 4 + 10)
+    await eventually(lambda: all(any(p["member"]["id"] == "echo" and p["state"] == "offline" for p in u.presence) for u in users),
+                     timeout=TTL_S * 4 + 10, what="every member told the agent went offline")
     assert await directory(nodes[1].url) == [] and await directory(nodes[2].url) == []
 
     stored = await stored_messages(services.dsn, services.schema, session_id)
@@ -199,17 +190,29 @@ async def test_sigkill_of_a_node_mid_load_loses_nothing(services, spawn_node, no
     await check_everyone_holds_everything(users, stored_ids)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def private_port() -> int:
+    """A free port BELOW the kernel's ephemeral range, for the private Redis.
+
+    redis-server binds its port itself (it takes no descriptor), and the restart needs the same
+    port again. Every other test binds port 0 and every client's connect gets an ephemeral port,
+    both from ``ip_local_port_range``, so a port below it is one nothing else here is handed
+    while the server is down; only a process that names that very port could take it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(max(1024, low - 12000), low), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 class PrivateRedis:
     """A redis-server of this test's own, with no persistence: a restart starts empty."""
 
     def __init__(self, directory: Any) -> None:
-        self.port = free_port()
+        self.port = private_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
@@ -229,7 +232,7 @@ class PrivateRedis:
                 except Exception:
                     return False
 
-            await until(answers, "the private Redis answers", timeout=20)
+            await eventually(answers, timeout=20, what="the private Redis answers")
         finally:
             await client.aclose()
 
@@ -258,12 +261,12 @@ async def test_a_redis_restart_mid_load_loses_nothing(services, spawn_node, node
         await watcher.ok("session:join", {"session_id": session_id})
         sending = [asyncio.create_task(send_all(user, session_id, MESSAGES_PER_USER)) for user in users]
         total = USERS * MESSAGES_PER_USER
-        await until(lambda: sum(len(u.sent) for u in users) >= total // 4, "a quarter of the load acked")
+        await eventually(lambda: sum(len(u.sent) for u in users) >= total // 4, timeout=LOAD_S, what="a quarter of the load acked")
         redis.kill()
         down_at = sum(len(u.sent) for u in users)
         sent_before_outage = [len(u.sent) for u in users]
         # Local delivery goes on: sends are acked while Redis is down...
-        await until(lambda: sum(len(u.sent) for u in users) >= down_at + USERS, "sends acked while Redis is down")
+        await eventually(lambda: sum(len(u.sent) for u in users) >= down_at + USERS, timeout=LOAD_S, what="sends acked while Redis is down")
 
         # ...and reach the members on the sender's own node, live. The watcher is a
         # bare client on node A (no SDK, so no gap fill from history: what it holds
@@ -272,7 +275,7 @@ async def test_a_redis_restart_mid_load_loses_nothing(services, spawn_node, node
             sent_on_a = {s["id"] for i in (0, 3) for s in users[i].sent[sent_before_outage[i]:]}
             return bool(sent_on_a & {m["id"] for m in watcher.received("message")})
 
-        await until(delivered_on_node_a, "a message sent on node A while Redis is down reached node A's watcher")
+        await eventually(delivered_on_node_a, timeout=LOAD_S, what="a message sent on node A while Redis is down reached node A's watcher")
         await redis.start()
         await asyncio.wait_for(asyncio.gather(*sending), 120)
         assert sum(len(u.sent) for u in users) == total
@@ -286,7 +289,7 @@ async def test_a_redis_restart_mid_load_loses_nothing(services, spawn_node, node
                 [(_, listeners)] = await client.pubsub_numsub(services.channel)
                 return int(listeners) >= 3
 
-            await until(all_listening, "every node subscribed again after the restart")
+            await eventually(all_listening, timeout=LOAD_S, what="every node subscribed again after the restart")
         finally:
             await client.aclose()
         users[0].sent.append(dict(await users[0].client.send_text(session_id, "after the restart")))

@@ -154,22 +154,19 @@ def drop(tkr_host) -> Callable[[str], Awaitable[None]]:
 # --- a host in a subprocess, to SIGKILL and restart on the same port and store -------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class ServedHost:
     """``tkr-host serve`` in a subprocess (SQLite store, no rate limits), restartable."""
 
     def __init__(self, directory: Any, ping_interval_s: float = 1.0) -> None:
         import json
 
+        from tkr_host.testing import bound_listener
+
         self.directory = directory
-        self.port = free_port()
+        # Pre-bound (no race for a port) and handed to the child as ``fd://N``; only the child keeps
+        # it, so a killed host's port refuses connections. A restart binds the same port again.
+        self.listener: Any = bound_listener()
+        self.port = int(self.listener.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.db_path = directory / "host.db"
         # Every client of these tests comes from 127.0.0.1: the per-address caps
@@ -177,26 +174,36 @@ class ServedHost:
         host_table = {"ping_interval_s": ping_interval_s, "ping_timeout_s": 2 * ping_interval_s, "drain_timeout_s": 2,
                       "disable_plugins": ["ratelimit", "guard"], "max_connections_per_address": 0,
                       "max_unconnected_sessions_per_address": 10_000}
-        lines = [f'bind = ["127.0.0.1:{self.port}"]', "workers = 1", "", "[host]"]
+        lines = ["workers = 1", "", "[host]"]
         lines += [f"{key} = {json.dumps(value)}" for key, value in host_table.items()]
         lines += ["", "[plugins.auth_jwt]", 'secret = "env:TKR_JWT_SECRET"', "", "[plugins.store_peewee]", f'url = "sqlite:///{self.db_path}"']
+        #: Everything but the bind, which names the descriptor of each start.
+        self.config_tail = "\n".join(lines) + "\n"
         self.config_path = directory / "host.toml"
-        self.config_path.write_text("\n".join(lines) + "\n")
         self.log_path = directory / "host.log"
         self.process: Any = None
 
     def _spawn(self) -> None:
         import os
+        import socket
         import subprocess
         import sys
         from pathlib import Path
 
         from tkr_host.testing import TEST_JWT_SECRET
 
+        if self.listener is None:  # a restart: the same port again, or a loud failure if it was taken
+            self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.listener.bind(("127.0.0.1", self.port))
+            self.listener.listen(128)
+        listener, self.listener = self.listener, None
+        self.config_path.write_text(f'bind = ["fd://{listener.fileno()}"]\n' + self.config_tail)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen([str(Path(sys.executable).parent / "tkr-host"), "serve", "--config", str(self.config_path)],
-                                            stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
+                                            stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, pass_fds=[listener.fileno()],
                                             env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
+        listener.close()
 
     async def start(self) -> None:
         """Start (again: the same port, config and database) and wait until /readyz answers 200."""
@@ -226,6 +233,8 @@ class ServedHost:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        if self.listener is not None:
+            self.listener.close()
 
 
 @pytest.fixture

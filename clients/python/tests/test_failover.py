@@ -4,21 +4,25 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
+import pytest
 from tkr_client import ChatClient
 
 from tkr_host.testing import TkrClient, connect_client, make_token, start_host
 
 
-def dead_url() -> str:
-    """A port nothing listens on: bound, then closed, so a connect is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+@pytest.fixture
+def dead_url() -> Iterator[str]:
+    """A port nothing listens on: bound but never listening, so a connect is refused, and held for
+    the whole test, so that nothing else can take the port meanwhile (as it could once closed)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
-async def test_a_client_given_several_urls_connects_to_one_that_answers(tkr_host, tkr_token, fast):
-    client = ChatClient([dead_url(), tkr_host.url], tkr_token("alice"), backoff=fast)
+async def test_a_client_given_several_urls_connects_to_one_that_answers(tkr_host, tkr_token, fast, dead_url):
+    client = ChatClient([dead_url, tkr_host.url], tkr_token("alice"), backoff=fast)
     try:
         await client.connect(timeout=10)
         session = await client.create_session(title="failover")

@@ -42,7 +42,9 @@ def test_with_no_keys_configured_nothing_authenticates() -> None:
     assert refusal(ApiKeySettings(), KEY)["details"] == {"reason": "unknown_key"}
 
 
-@pytest.mark.parametrize("key", [KEY[:-5], KEY + " ", KEY[:20] + "." + KEY[21:], PREFIX, PREFIX + "short"])
+# Ids of their own: KEY is new at every import, and pytest-xdist's workers must collect the same ids.
+@pytest.mark.parametrize("key", [KEY[:-5], KEY + " ", KEY[:20] + "." + KEY[21:], PREFIX, PREFIX + "short"],
+                         ids=["cut", "trailing-space", "altered", "prefix-only", "short"])
 def test_a_cut_or_altered_key_is_malformed(key: str) -> None:
     error = refusal(SETTINGS, key)
     assert error["details"] == {"reason": "malformed"}
@@ -69,7 +71,8 @@ def handshake(token: str | None) -> Handshake:
 HOST: Any = SimpleNamespace(config=lambda name, model: SETTINGS if name == "auth_apikey" and model is ApiKeySettings else None)
 
 
-@pytest.mark.parametrize("token", [None, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", "garbage", "TKR_AK_" + KEY[len(PREFIX) :]])
+@pytest.mark.parametrize("token", [None, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", "garbage", "TKR_AK_" + KEY[len(PREFIX) :]],
+                         ids=["none", "jwt", "garbage", "upper-case-prefix"])
 def test_credentials_without_the_prefix_are_left_to_other_backends(token: str | None) -> None:
     assert authenticate(HOST, handshake(token)) is None
 

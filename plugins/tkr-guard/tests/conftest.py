@@ -13,32 +13,21 @@ admin on 127.0.0.1 is not. Helpers come as fixtures, since
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as redis
 
 from tkr_host.testing import ConnectRefused, RunningHost, TkrClient, connect_client, deep_merge, make_token
 from tkr_host.testing import eventually as wait_until
 
 
 @pytest.fixture
-async def redis_config(redis_url: str) -> AsyncIterator[dict[str, Any]]:
-    """The Redis part of ``[plugins.guard]``: the kit's ``redis_url`` (it pings the server) and a
-    fresh prefix; keys removed afterwards."""
-    url = redis_url
-    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
-    prefix = f"tkr:test:guard:{uuid.uuid4().hex}:"
-    try:
-        yield {"backend": "redis", "redis_url": url, "key_prefix": prefix}
-    finally:
-        keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+def redis_config(redis_url: str, redis_prefix: str) -> dict[str, Any]:
+    """The Redis part of ``[plugins.guard]``: the kit's ``redis_url`` (it pings the server) and
+    ``redis_prefix`` (a prefix of the test's own, its keys deleted afterwards)."""
+    return {"backend": "redis", "redis_url": redis_url, "key_prefix": f"{redis_prefix}:guard:"}
 
 
 @pytest.fixture(params=["memory", "redis"])

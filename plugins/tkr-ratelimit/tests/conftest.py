@@ -20,7 +20,7 @@ import pytest
 import tkr_ratelimit
 from redis.asyncio import Redis
 
-from tkr_host.testing import deep_merge
+from tkr_host.testing import deep_merge, delete_redis_keys
 
 BACKENDS = ["memory", "redis"]
 
@@ -44,14 +44,8 @@ async def redis_table(redis_url: str) -> AsyncIterator[Callable[..., dict[str, A
         return {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix}
 
     yield make
-    client = Redis.from_url(redis_url)
-    try:
-        for prefix in prefixes:
-            found = [key async for key in client.scan_iter(match=f"{prefix}*")]
-            if found:
-                await client.delete(*found)
-    finally:
-        await client.aclose()
+    for prefix in prefixes:
+        await delete_redis_keys(redis_url, f"{prefix}*")
 
 
 @pytest.fixture

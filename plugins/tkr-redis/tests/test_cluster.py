@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tkr_host import HostError
-from tkr_host.testing import RunningHost, TkrClient, connect_client, deep_merge, make_token, start_host
+from tkr_host.testing import RunningHost, TkrClient, connect_client, deep_merge, eventually, make_token, start_host
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ async def test_stream_stop_on_one_node_stops_the_stream_the_other_relays(nodes, 
     assert gone["ok"] is False and gone["error"]["code"] == "not_found.stream"
 
 
-async def test_disconnect_client_reaches_a_socket_on_the_other_node(nodes, channel, subscribed, eventually):
+async def test_disconnect_client_reaches_a_socket_on_the_other_node(nodes, channel, subscribed):
     node_a, node_b, client = nodes
     alice = await client(node_a, "alice")
     await client(node_b, "bob")  # node B's listeners start with its first socket
@@ -133,4 +133,4 @@ async def test_disconnect_client_reaches_a_socket_on_the_other_node(nodes, chann
     async def closed() -> bool:
         return not alice.sio.connected and node_a.host.connection(sid, "/chat") is None
 
-    await eventually(closed, "alice's connection closed")
+    await eventually(closed, timeout=10, what="alice's connection closed")

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tkr_host.testing import TEST_JWT_SECRET, make_token
+from tkr_host.testing import TEST_JWT_SECRET, bound_listener, make_token
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[3]
@@ -37,12 +37,6 @@ CHROMIUM_FLAGS = [
 ]
 #: Seconds between the echo agent's words: slow enough to reload or stop mid-stream.
 ECHO_DELAY_S = "0.25"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -62,26 +56,43 @@ class WebHost:
 
     def __init__(self, directory: Path, extra_config: str = "") -> None:
         self.directory = directory
-        self.port = free_port()
+        self.extra_config = extra_config
+        # Pre-bound (no race for a port) and handed down as ``fd://N``; only the child keeps it, so
+        # that a killed host's port refuses connections, as a host that is down does.
+        self.listener: socket.socket | None = bound_listener()
+        self.port = int(self.listener.getsockname()[1])
         self.config = directory / "config.toml"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def write_config(self, fd: int) -> None:
         self.config.write_text(
-            f'bind = ["127.0.0.1:{self.port}"]\nworkers = 1\ngraceful_timeout = 1\n'
+            f'bind = ["fd://{fd}"]\nworkers = 1\ngraceful_timeout = 1\n'
             "[host]\nping_interval_s = 1\nping_timeout_s = 2\ndrain_timeout_s = 1\n"
             '[plugins.auth_jwt]\nsecret = "env:TKR_JWT_SECRET"\n'
-            f'[plugins.store_peewee]\nurl = "sqlite:///{directory}/tkr.db"\n{extra_config}'
+            f'[plugins.store_peewee]\nurl = "sqlite:///{self.directory}/tkr.db"\n{self.extra_config}'
         )
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        if self.listener is None:
+            # A restart binds the same port again (the page's origin): were it taken meanwhile,
+            # this fails here, saying so, instead of a test talking to another server.
+            self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.listener.bind(("127.0.0.1", self.port))
+            self.listener.listen(128)
+        listener, self.listener = self.listener, None
+        self.write_config(listener.fileno())
         with (self.directory / "host.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [str(BIN / "tkr-host"), "serve", "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT,
                 cwd=self.directory, start_new_session=True, env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET},
+                pass_fds=[listener.fileno()],
             )
+        listener.close()
         process = self.process
 
         def ready() -> bool:
@@ -139,6 +150,8 @@ def web_host(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[WebHost
     host.start()
     yield host
     host.kill()
+    if host.listener is not None:
+        host.listener.close()
 
 
 @pytest.fixture

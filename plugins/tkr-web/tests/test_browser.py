@@ -66,7 +66,9 @@ def new_session(page: Any, title: str, agents: tuple[str, ...] = ()) -> str:
             box.uncheck()
     page.click('#new-session-form button[type="submit"]')
     page.wait_for_selector('#composer-form:not([hidden])')
-    item = page.wait_for_selector('[data-testid="session-item"][aria-current="true"]')
+    # Attached, not visible: at a phone's width the list slides out once the session opens, and
+    # on a loaded machine it may be gone before this looks (then "visible" never comes).
+    item = page.wait_for_selector('[data-testid="session-item"][aria-current="true"]', state="attached")
     session_id: str = item.get_attribute("data-session-id")
     return session_id
 
