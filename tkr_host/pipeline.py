@@ -92,22 +92,38 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
             raise HostError("rate_limit.exceeded", message="Too many messages.", retry_after=wait,
                             hint=f"Wait {wait:.1f} s, then send again; queued messages are kept.")
 
-    # A resend of a stored message is answered from the store before the type
-    # sees it: a type's checks (one vote per voter, a task's next state) must
-    # not refuse what they already accepted once.
-    existing = await host.store.find_message(session.id, sender.id, request.client_id)
+    # No read of the idempotency key before every send (it was a store round
+    # trip per message): the append's unique index answers a resend, as the
+    # stored message with duplicate=True. So a type's handle and the plugins'
+    # before_store may see a resend, and may refuse it (one vote per voter, a
+    # poll opened already); a refusal is looked up by client_id, and a stored
+    # message is answered as the duplicate it is (PROTOCOL.md 1.1). A type's
+    # checks see no resend: store_and_deliver reads the key under the lock first.
     skip_sid = connection.sid if connection.namespace == "/chat" else None
-    if existing is not None:
+    try:
+        draft, ctx = await _prepare(host, connection, session, message_type, request)
+        result = await store_and_deliver(host, draft, ctx, skip_sid=skip_sid)
+    except HostError as refusal:
+        if refusal.category == "store":
+            raise  # the store failed: a read would fail as well
+        existing = await _resent(host, session.id, sender.id, request.client_id)
+        if existing is None:
+            raise
         async with host.sequencer.hold(session.id):
             await redeliver(host, existing, skip_sid)
         return _ack(existing, duplicate=True)
+    return _ack(result.message, duplicate=result.duplicate)
 
+
+async def _prepare(host: Host, connection: Connection, session: Session, message_type: Any,
+                   request: SendRequest) -> tuple[MessageDraft, MessageContext]:
+    """The draft of a send, checked by its payload model, its addressing and its type."""
     try:
         payload = message_type.payload_model.model_validate(request.payload)
     except ValidationError as exc:
         raise validation_error(exc, prefix="payload.") from None
     session = await check_addressing(host, session, request.to, request.in_reply_to)
-
+    sender = connection.principal
     draft = MessageDraft(
         session_id=session.id,
         type=request.type,
@@ -121,8 +137,16 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
     if draft.to is not None:
         ctx.deliver_to.add(draft.to)
     await message_type.handle(ctx, draft)
-    result = await store_and_deliver(host, draft, ctx, skip_sid=skip_sid)
-    return _ack(result.message, duplicate=result.duplicate)
+    return draft, ctx
+
+
+async def _resent(host: Host, session_id: str, sender_id: str, client_id: str) -> Message | None:
+    """The stored message a refused send repeats, if any; None when the store cannot say."""
+    try:
+        return await host.store.find_message(session_id, sender_id, client_id)
+    except Exception:
+        log.warning("looking up a refused send's client_id failed; answering the refusal", exc_info=True)
+        return None
 
 
 async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext, skip_sid: str | None = None) -> AppendResult:
@@ -158,10 +182,10 @@ async def deliver(host: Host, message: Message, agent_ids: list[str], skip_sid: 
     wire = message.to_wire()
     try:
         await host.sio.emit("message", wire, room=session_room(message.session_id), skip_sid=skip_sid, namespace="/chat")
-        host.metrics.deliveries.labels("/chat").inc()
+        host.metrics.child(host.metrics.deliveries, "/chat").inc()
         for agent_id in agent_ids:
             await host.sio.emit("message", wire, room=agent_room(agent_id), namespace="/agents")
-            host.metrics.deliveries.labels("/agents").inc()
+            host.metrics.child(host.metrics.deliveries, "/agents").inc()
     except Exception:
         log.exception("broadcast of message %s (seq %s) failed; clients will fetch it by seq", message.id, message.seq)
 
