@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 
 class SessionSequencer:
@@ -18,19 +17,50 @@ class SessionSequencer:
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    @asynccontextmanager
-    async def hold(self, session_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
+    def hold(self, session_id: str) -> _Held:
+        """``async with sequencer.hold(session_id):`` holds the session's lock."""
+        return _Held(self, session_id)
+
+    def _enter(self, session_id: str) -> asyncio.Lock:
+        found = self._locks.get(session_id)
+        lock, users = found if found is not None else (asyncio.Lock(), 0)
         self._locks[session_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[session_id]
-            if users <= 1:
-                del self._locks[session_id]
-            else:
-                self._locks[session_id] = (lock, users - 1)
+        return lock
+
+    def _leave(self, session_id: str) -> None:
+        lock, users = self._locks[session_id]
+        if users <= 1:
+            del self._locks[session_id]
+        else:
+            self._locks[session_id] = (lock, users - 1)
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class _Held:
+    """The context manager of :meth:`SessionSequencer.hold`: a class, not a
+    generator, because every message sent enters one (a generator-based
+    manager costs a generator and two frames more)."""
+
+    __slots__ = ("_lock", "_sequencer", "_session_id")
+
+    def __init__(self, sequencer: SessionSequencer, session_id: str) -> None:
+        self._sequencer = sequencer
+        self._session_id = session_id
+        self._lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> None:
+        lock = self._sequencer._enter(self._session_id)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._sequencer._leave(self._session_id)  # cancelled while waiting: not a user any more
+            raise
+        self._lock = lock
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+        self._sequencer._leave(self._session_id)

@@ -151,7 +151,10 @@ async def _resent(host: Host, session_id: str, sender_id: str, client_id: str) -
 
 async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext, skip_sid: str | None = None) -> AppendResult:
     """Store ``draft`` and emit it, in ``seq`` order, to the session and its agents."""
-    await call_all(host.pm.hook.before_store, host=host, draft=draft, principal=ctx.principal)
+    before_store, after_store = host.pm.hook.before_store, host.pm.hook.after_store
+    # Hooks nobody implements are not called: a call costs a coroutine and its awaits.
+    if before_store.get_hookimpls():
+        await call_all(before_store, host=host, draft=draft, principal=ctx.principal)
     async with host.sequencer.hold(draft.session_id):
         if ctx.checks and draft.client_id is not None:
             # A concurrent resend may have been stored while this one waited for
@@ -172,7 +175,8 @@ async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext
                 await side_effect(result.message)
             except Exception:
                 log.exception("a side effect of message %s failed", result.message.id)
-    await notify(host.pm.hook.after_store, host=host, message=result.message)
+    if after_store.get_hookimpls():
+        await notify(after_store, host=host, message=result.message)
     return result
 
 

@@ -60,8 +60,8 @@ def utc_now() -> datetime:
 
 def format_ts(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, as PROTOCOL.md requires."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat, not strftime: a few timestamps are made for every message sent.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class Principal(BaseModel):
