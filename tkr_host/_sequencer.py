@@ -7,15 +7,35 @@ from types import TracebackType
 
 
 class SessionSequencer:
-    """One lock per session, held from ``append`` to ``emit``.
+    """Per session, the order of emits and a lock.
 
-    Events of one socket run concurrently, and so do different senders; holding
-    the session's lock while storing and emitting makes ``message`` events leave
-    this node in ``seq`` order. Locks are dropped once nobody waits on them.
+    Events of one socket run concurrently, and so do different senders. Each
+    message takes a :class:`Turn` as its append is queued and emits when the
+    turns before it are finished, so ``message`` events leave this node in
+    ``seq`` order while the appends share a commit. The lock is for messages
+    whose checks and side effects must see the session's earlier messages
+    (held from the checks to the side effects). Both are dropped once unused.
     """
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        #: The last turn taken in each session: the next one waits for it.
+        self._tails: dict[str, asyncio.Future[None]] = {}
+
+    def turn(self, session_id: str) -> Turn:
+        """The next turn in the session's emit order. Take it with no await
+        between it and the append it orders."""
+        before = self._tails.get(session_id)
+        if before is not None and before.done():
+            before = None
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[session_id] = done
+        done.add_done_callback(lambda finished: self._forget(session_id, finished))
+        return Turn(before, done)
+
+    def _forget(self, session_id: str, finished: asyncio.Future[None]) -> None:
+        if self._tails.get(session_id) is finished:
+            del self._tails[session_id]
 
     def hold(self, session_id: str) -> _Held:
         """``async with sequencer.hold(session_id):`` holds the session's lock."""
@@ -35,7 +55,39 @@ class SessionSequencer:
             self._locks[session_id] = (lock, users - 1)
 
     def __len__(self) -> int:
-        return len(self._locks)
+        """Sessions with a lock or a turn in use."""
+        return len(self._locks.keys() | self._tails.keys())
+
+
+class Turn:
+    """One message's place in its session's emit order."""
+
+    __slots__ = ("_before", "_done")
+
+    def __init__(self, before: asyncio.Future[None] | None, done: asyncio.Future[None]) -> None:
+        self._before = before
+        self._done = done
+
+    async def wait(self) -> None:
+        """Until every turn before this one is finished."""
+        if self._before is not None and not self._before.done():
+            # Shielded: a waiter cancelled here must not cancel the turn before it.
+            await asyncio.shield(self._before)
+
+    def finish(self) -> None:
+        """Let the next turn go, but never ahead of the turns before this one
+        (a waiter cancelled early finishes before its predecessors)."""
+        if self._done.done():
+            return
+        before = self._before
+        if before is None or before.done():
+            self._done.set_result(None)
+        else:
+            before.add_done_callback(self._pass_on)
+
+    def _pass_on(self, _before: asyncio.Future[None]) -> None:
+        if not self._done.done():
+            self._done.set_result(None)
 
 
 class _Held:

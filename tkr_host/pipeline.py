@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tkr_host._host import Connection, Host
+from tkr_host._sequencer import Turn
 from tkr_host.api import MessageContext
 from tkr_host.dispatch import validation_error
 from tkr_host.errors import HostError
@@ -155,6 +156,51 @@ async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext
     # Hooks nobody implements are not called: a call costs a coroutine and its awaits.
     if before_store.get_hookimpls():
         await call_all(before_store, host=host, draft=draft, principal=ctx.principal)
+    if ctx.checks or ctx.after_store or not getattr(host.store, "ordered_appends", False):
+        result = await _store_and_deliver_held(host, draft, ctx, skip_sid)
+    else:
+        result = await _store_and_deliver_in_turn(host, draft, sorted(ctx.deliver_to), skip_sid)
+    if not result.duplicate and after_store.get_hookimpls():
+        await notify(after_store, host=host, message=result.message)
+    return result
+
+
+async def _store_and_deliver_in_turn(host: Host, draft: MessageDraft, agent_ids: list[str], skip_sid: str | None) -> AppendResult:
+    """A message with no checks and no side effects: no lock across its commit.
+
+    Its turn in the session's emit order is taken as the append is queued,
+    with no await in between, so the turns go in the order the store hands out
+    the seqs (the store's ``ordered_appends``), and the message is emitted once
+    every message queued before it on this node was. So one session's messages
+    share a group commit, and still leave in seq order, each after its commit.
+    """
+    turns: list[Turn] = []
+
+    async def attempt() -> AppendResult:
+        turn = host.sequencer.turn(draft.session_id)
+        turns.append(turn)
+        try:
+            return await host.store.append_message(draft, agent_ids)
+        except BaseException:
+            turn.finish()  # nothing to emit: the next message need not wait for this one
+            raise
+
+    result = await host.store_call(attempt)
+    turn = turns[-1]
+    try:
+        await turn.wait()
+        if result.duplicate:
+            await redeliver(host, result.message, skip_sid)
+        else:
+            await deliver(host, result.message, agent_ids, skip_sid)
+    finally:
+        turn.finish()
+    return result
+
+
+async def _store_and_deliver_held(host: Host, draft: MessageDraft, ctx: MessageContext, skip_sid: str | None) -> AppendResult:
+    """A message whose checks or side effects depend on the session's earlier
+    messages: the session's lock is held from the checks to the side effects."""
     async with host.sequencer.hold(draft.session_id):
         if ctx.checks and draft.client_id is not None:
             # A concurrent resend may have been stored while this one waited for
@@ -165,18 +211,15 @@ async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext
                 return AppendResult(message=existing, duplicate=True)
         for check in ctx.checks:
             await check(draft)
-        result = await host.store_call(lambda: host.store.append_message(draft, sorted(ctx.deliver_to)))
+        # In the emit order too: the messages of the path above share the session.
+        result = await _store_and_deliver_in_turn(host, draft, sorted(ctx.deliver_to), skip_sid)
         if result.duplicate:
-            await redeliver(host, result.message, skip_sid)
             return result
-        await deliver(host, result.message, sorted(ctx.deliver_to), skip_sid)
         for side_effect in ctx.after_store:
             try:
                 await side_effect(result.message)
             except Exception:
                 log.exception("a side effect of message %s failed", result.message.id)
-    if after_store.get_hookimpls():
-        await notify(after_store, host=host, message=result.message)
     return result
 
 
