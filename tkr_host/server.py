@@ -63,6 +63,8 @@ class TkrServer(SocketIOTransport):
         self._sessions_of: dict[str, set[str]] = {}
         #: Events being answered, per Engine.IO session.
         self._event_slots: dict[str, asyncio.Semaphore] = {}
+        #: Per Engine.IO session until it connects a namespace or closes: the connect timeout.
+        self._connect_timers: dict[str, asyncio.TimerHandle] = {}
         self._refused_handshakes = 0
 
     # --- Engine.IO sessions: per address, and those that never connect a namespace ---
@@ -96,10 +98,16 @@ class TkrServer(SocketIOTransport):
         peer = self.peer_of_environ(environ)
         self._peer_of[eio_sid] = peer
         self._sessions_of.setdefault(peer, set()).add(eio_sid)
-        self.host.spawn(self._close_if_no_namespace(eio_sid))
+        # A timer, not a task sleeping for connect_timeout_s: every idle socket
+        # held one for its first 45 s (a task, its coroutine and a future each).
+        loop = asyncio.get_running_loop()
+        self._connect_timers[eio_sid] = loop.call_later(self.host.settings.host.connect_timeout_s, self._connect_timed_out, eio_sid)
 
     def session_closed(self, eio_sid: str) -> None:
         self._event_slots.pop(eio_sid, None)
+        timer = self._connect_timers.pop(eio_sid, None)
+        if timer is not None:
+            timer.cancel()
         peer = self._peer_of.pop(eio_sid, None)
         sessions = self._sessions_of.get(peer, set()) if peer is not None else set()
         sessions.discard(eio_sid)
@@ -109,8 +117,12 @@ class TkrServer(SocketIOTransport):
     def _has_namespace(self, eio_sid: str) -> bool:
         return any(self.manager.sid_from_eio_sid(eio_sid, namespace) for namespace in SERVED_NAMESPACES)
 
+    def _connect_timed_out(self, eio_sid: str) -> None:
+        self._connect_timers.pop(eio_sid, None)
+        if eio_sid in self.environ and not self._has_namespace(eio_sid):
+            self.host.spawn(self._close_if_no_namespace(eio_sid))
+
     async def _close_if_no_namespace(self, eio_sid: str) -> None:
-        await asyncio.sleep(self.host.settings.host.connect_timeout_s)
         if eio_sid in self.environ and not self._has_namespace(eio_sid):
             # protocol.md: the code is "in the log only", there is no namespace to send it to.
             log.info("protocol.connect_timeout: closing Engine.IO session %s: no namespace within %g s",
