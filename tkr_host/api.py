@@ -128,6 +128,12 @@ class MessageType(Protocol):
     refuse it, change ``draft.payload`` or ``draft.to``, add agents to
     ``ctx.deliver_to``, and append coroutines to ``ctx.after_store`` that run once
     the message is stored.
+
+    ``handle`` may see a resend of a stored message (the same ``client_id``
+    from the same sender): the host does not read the store before it. When
+    ``handle`` refuses a resend, the host answers the stored message as the
+    duplicate; when it accepts it, the append does, and ``ctx.after_store``
+    does not run. ``ctx.checks`` never see a resend.
     """
 
     @property

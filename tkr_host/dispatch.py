@@ -116,8 +116,9 @@ def _encodes(text: str) -> bool:
 
 
 def payload_size(data: Any) -> int:
-    """The UTF-8 size of an event payload as JSON; raises TypeError for binary data."""
-    return len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    """The UTF-8 size of an event payload as JSON; raises TypeError for binary data
+    and ValueError for NaN, Infinity and lone surrogates (not portable JSON)."""
+    return len(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8"))
 
 
 async def identify(host: Host, handshake: Handshake, sid: str | None = None) -> Principal:
@@ -271,9 +272,10 @@ class Dispatcher:
                     return await self._answer(spec, event, sid, args)
             finally:
                 self.inflight -= 1
+                metrics = self.host.metrics
                 # A client names events: only known ones get a label of their own.
                 label = event if event in spec.events else "(unknown)"
-                self.host.metrics.event_duration.labels(spec.path, label).observe(time.perf_counter() - start)
+                metrics.child(metrics.event_duration, spec.path, label).observe(time.perf_counter() - start)
 
         return on_event
 
@@ -306,16 +308,19 @@ class Dispatcher:
         if len(args) != 1 or not isinstance(args[0], dict):
             raise HostError("validation.not_object", message="The event must carry exactly one JSON object.")
         data: dict[str, Any] = args[0]
-        problem = json_problem(data)
-        if problem is not None:
-            field_name, what = problem
-            raise HostError("validation.payload", message=f"Invalid fields: {field_name or '(payload)'}.",
-                            details={"fields": [{"field": field_name, "problem": what}]})
         try:
+            # One walk for the usual payload: json refuses NaN and Infinity
+            # (allow_nan=False) and the UTF-8 encoding a lone surrogate, and only
+            # then is the payload walked again, to name the field.
             size = payload_size(data)
         except (TypeError, ValueError, RecursionError):
+            problem = json_problem(data)
+            if problem is not None:
+                field_name, what = problem
+                raise HostError("validation.payload", message=f"Invalid fields: {field_name or '(payload)'}.",
+                                details={"fields": [{"field": field_name, "problem": what}]}) from None
             # nesting deeper than json can walk (binary attachments close the
-            # connection before this, in TkrServer; NaN and surrogates are refused above)
+            # connection before this, in TkrServer)
             raise HostError("validation.not_object", message="The payload must be plain JSON.") from None
         limit = self.host.settings.host.max_payload_bytes
         if size > limit:

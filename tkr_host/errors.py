@@ -11,7 +11,7 @@ stack trace or internal detail can leak.
 from __future__ import annotations
 
 import json
-import secrets
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -227,7 +227,10 @@ def new_request_id() -> str:
 
 
 def make_request_id() -> str:
-    return f"{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
+    # Every event gets one, so it must be cheap: it links a log line to an ack
+    # and guards nothing, so the process's PRNG (reseeded by Python after a
+    # fork) does, not a system call to the OS's random source per event.
+    return f"{int(time.time() * 1000):x}-{random.getrandbits(32):08x}"
 
 
 @dataclass(eq=False)  # exceptions compare and hash by identity

@@ -18,10 +18,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from types import MappingProxyType
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from types import MappingProxyType, TracebackType
 from typing import Literal
 
 LogFormat = Literal["text", "json"]
@@ -43,14 +42,32 @@ def current_request_id() -> str | None:
     return _context.get().get("request_id")
 
 
-@contextmanager
-def bound(**fields: str | None) -> Iterator[None]:
-    """Add ``fields`` (None values are skipped) to the log context inside the block."""
-    token = _context.set({**_context.get(), **{key: value for key, value in fields.items() if value is not None}})
-    try:
-        yield
-    finally:
-        _context.reset(token)
+def bound(**fields: str | None) -> Bound:
+    """``with bound(...):`` adds ``fields`` (None values are skipped) to the log context inside the block."""
+    return Bound(fields)
+
+
+class Bound:
+    """The context manager of :func:`bound`: a class, not a generator, since
+    every client event enters one."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, fields: Mapping[str, str | None]) -> None:
+        self._fields = fields
+        self._token: Token[Mapping[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        context = dict(_context.get())
+        for key, value in self._fields.items():
+            if value is not None:
+                context[key] = value
+        self._token = _context.set(context)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        if self._token is not None:
+            _context.reset(self._token)
+            self._token = None
 
 
 class ContextFilter(logging.Filter):

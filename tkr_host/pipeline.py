@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tkr_host._host import Connection, Host
+from tkr_host._sequencer import Turn
 from tkr_host.api import MessageContext
 from tkr_host.dispatch import validation_error
 from tkr_host.errors import HostError
@@ -92,22 +93,38 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
             raise HostError("rate_limit.exceeded", message="Too many messages.", retry_after=wait,
                             hint=f"Wait {wait:.1f} s, then send again; queued messages are kept.")
 
-    # A resend of a stored message is answered from the store before the type
-    # sees it: a type's checks (one vote per voter, a task's next state) must
-    # not refuse what they already accepted once.
-    existing = await host.store.find_message(session.id, sender.id, request.client_id)
+    # No read of the idempotency key before every send (it was a store round
+    # trip per message): the append's unique index answers a resend, as the
+    # stored message with duplicate=True. So a type's handle and the plugins'
+    # before_store may see a resend, and may refuse it (one vote per voter, a
+    # poll opened already); a refusal is looked up by client_id, and a stored
+    # message is answered as the duplicate it is (PROTOCOL.md 1.1). A type's
+    # checks see no resend: store_and_deliver reads the key under the lock first.
     skip_sid = connection.sid if connection.namespace == "/chat" else None
-    if existing is not None:
+    try:
+        draft, ctx = await _prepare(host, connection, session, message_type, request)
+        result = await store_and_deliver(host, draft, ctx, skip_sid=skip_sid)
+    except HostError as refusal:
+        if refusal.category == "store":
+            raise  # the store failed: a read would fail as well
+        existing = await _resent(host, session.id, sender.id, request.client_id)
+        if existing is None:
+            raise
         async with host.sequencer.hold(session.id):
             await redeliver(host, existing, skip_sid)
         return _ack(existing, duplicate=True)
+    return _ack(result.message, duplicate=result.duplicate)
 
+
+async def _prepare(host: Host, connection: Connection, session: Session, message_type: Any,
+                   request: SendRequest) -> tuple[MessageDraft, MessageContext]:
+    """The draft of a send, checked by its payload model, its addressing and its type."""
     try:
         payload = message_type.payload_model.model_validate(request.payload)
     except ValidationError as exc:
         raise validation_error(exc, prefix="payload.") from None
     session = await check_addressing(host, session, request.to, request.in_reply_to)
-
+    sender = connection.principal
     draft = MessageDraft(
         session_id=session.id,
         type=request.type,
@@ -121,13 +138,69 @@ async def send_message(host: Host, connection: Connection, data: dict[str, Any])
     if draft.to is not None:
         ctx.deliver_to.add(draft.to)
     await message_type.handle(ctx, draft)
-    result = await store_and_deliver(host, draft, ctx, skip_sid=skip_sid)
-    return _ack(result.message, duplicate=result.duplicate)
+    return draft, ctx
+
+
+async def _resent(host: Host, session_id: str, sender_id: str, client_id: str) -> Message | None:
+    """The stored message a refused send repeats, if any; None when the store cannot say."""
+    try:
+        return await host.store.find_message(session_id, sender_id, client_id)
+    except Exception:
+        log.warning("looking up a refused send's client_id failed; answering the refusal", exc_info=True)
+        return None
 
 
 async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext, skip_sid: str | None = None) -> AppendResult:
     """Store ``draft`` and emit it, in ``seq`` order, to the session and its agents."""
-    await call_all(host.pm.hook.before_store, host=host, draft=draft, principal=ctx.principal)
+    before_store, after_store = host.pm.hook.before_store, host.pm.hook.after_store
+    # Hooks nobody implements are not called: a call costs a coroutine and its awaits.
+    if before_store.get_hookimpls():
+        await call_all(before_store, host=host, draft=draft, principal=ctx.principal)
+    if ctx.checks or ctx.after_store or not getattr(host.store, "ordered_appends", False):
+        result = await _store_and_deliver_held(host, draft, ctx, skip_sid)
+    else:
+        result = await _store_and_deliver_in_turn(host, draft, sorted(ctx.deliver_to), skip_sid)
+    if not result.duplicate and after_store.get_hookimpls():
+        await notify(after_store, host=host, message=result.message)
+    return result
+
+
+async def _store_and_deliver_in_turn(host: Host, draft: MessageDraft, agent_ids: list[str], skip_sid: str | None) -> AppendResult:
+    """A message with no checks and no side effects: no lock across its commit.
+
+    Its turn in the session's emit order is taken as the append is queued,
+    with no await in between, so the turns go in the order the store hands out
+    the seqs (the store's ``ordered_appends``), and the message is emitted once
+    every message queued before it on this node was. So one session's messages
+    share a group commit, and still leave in seq order, each after its commit.
+    """
+    turns: list[Turn] = []
+
+    async def attempt() -> AppendResult:
+        turn = host.sequencer.turn(draft.session_id)
+        turns.append(turn)
+        try:
+            return await host.store.append_message(draft, agent_ids)
+        except BaseException:
+            turn.finish()  # nothing to emit: the next message need not wait for this one
+            raise
+
+    result = await host.store_call(attempt)
+    turn = turns[-1]
+    try:
+        await turn.wait()
+        if result.duplicate:
+            await redeliver(host, result.message, skip_sid)
+        else:
+            await deliver(host, result.message, agent_ids, skip_sid)
+    finally:
+        turn.finish()
+    return result
+
+
+async def _store_and_deliver_held(host: Host, draft: MessageDraft, ctx: MessageContext, skip_sid: str | None) -> AppendResult:
+    """A message whose checks or side effects depend on the session's earlier
+    messages: the session's lock is held from the checks to the side effects."""
     async with host.sequencer.hold(draft.session_id):
         if ctx.checks and draft.client_id is not None:
             # A concurrent resend may have been stored while this one waited for
@@ -138,17 +211,15 @@ async def store_and_deliver(host: Host, draft: MessageDraft, ctx: MessageContext
                 return AppendResult(message=existing, duplicate=True)
         for check in ctx.checks:
             await check(draft)
-        result = await host.store_call(lambda: host.store.append_message(draft, sorted(ctx.deliver_to)))
+        # In the emit order too: the messages of the path above share the session.
+        result = await _store_and_deliver_in_turn(host, draft, sorted(ctx.deliver_to), skip_sid)
         if result.duplicate:
-            await redeliver(host, result.message, skip_sid)
             return result
-        await deliver(host, result.message, sorted(ctx.deliver_to), skip_sid)
         for side_effect in ctx.after_store:
             try:
                 await side_effect(result.message)
             except Exception:
                 log.exception("a side effect of message %s failed", result.message.id)
-    await notify(host.pm.hook.after_store, host=host, message=result.message)
     return result
 
 
@@ -158,10 +229,10 @@ async def deliver(host: Host, message: Message, agent_ids: list[str], skip_sid: 
     wire = message.to_wire()
     try:
         await host.sio.emit("message", wire, room=session_room(message.session_id), skip_sid=skip_sid, namespace="/chat")
-        host.metrics.deliveries.labels("/chat").inc()
+        host.metrics.child(host.metrics.deliveries, "/chat").inc()
         for agent_id in agent_ids:
             await host.sio.emit("message", wire, room=agent_room(agent_id), namespace="/agents")
-            host.metrics.deliveries.labels("/agents").inc()
+            host.metrics.child(host.metrics.deliveries, "/agents").inc()
     except Exception:
         log.exception("broadcast of message %s (seq %s) failed; clients will fetch it by seq", message.id, message.seq)
 

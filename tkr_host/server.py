@@ -58,11 +58,14 @@ class TkrServer(SocketIOTransport):
         # Events are answered in tasks started here, at most max_inflight_events
         # per session at a time (see client_event), not one task per packet.
         super().__init__(**options)
-        #: The peer address of every Engine.IO session, and the sessions of each address.
+        #: The peer address of every Engine.IO session, and per address the
+        #: sessions that had connected no namespace when last looked at.
         self._peer_of: dict[str, str] = {}
-        self._sessions_of: dict[str, set[str]] = {}
+        self._unconnected_of: dict[str, set[str]] = {}
         #: Events being answered, per Engine.IO session.
         self._event_slots: dict[str, asyncio.Semaphore] = {}
+        #: Per Engine.IO session until it connects a namespace or closes: the connect timeout.
+        self._connect_timers: dict[str, asyncio.TimerHandle] = {}
         self._refused_handshakes = 0
 
     # --- Engine.IO sessions: per address, and those that never connect a namespace ---
@@ -80,7 +83,13 @@ class TkrServer(SocketIOTransport):
     async def session_refusal(self, eio_sid: str, environ: Mapping[str, Any]) -> dict[str, Any] | None:
         peer = self.peer_of_environ(environ)
         limit = self.host.settings.host.max_unconnected_sessions_per_address
-        waiting = sum(1 for other in self._sessions_of.get(peer, ()) if not self._has_namespace(other))
+        # A session that has connected a namespace leaves the set for good, so
+        # each handshake looks only at those still waiting (at most the limit),
+        # not at every session of the address: 10,000 sockets from one proxy
+        # made each new handshake a walk over all of them.
+        unconnected = self._unconnected_of.get(peer, set())
+        unconnected.difference_update([other for other in unconnected if self._has_namespace(other)])
+        waiting = len(unconnected)
         if waiting < limit:
             return None
         self._refused_handshakes += 1
@@ -95,22 +104,32 @@ class TkrServer(SocketIOTransport):
     def session_opened(self, eio_sid: str, environ: Mapping[str, Any]) -> None:
         peer = self.peer_of_environ(environ)
         self._peer_of[eio_sid] = peer
-        self._sessions_of.setdefault(peer, set()).add(eio_sid)
-        self.host.spawn(self._close_if_no_namespace(eio_sid))
+        self._unconnected_of.setdefault(peer, set()).add(eio_sid)
+        # A timer, not a task sleeping for connect_timeout_s: every idle socket
+        # held one for its first 45 s (a task, its coroutine and a future each).
+        loop = asyncio.get_running_loop()
+        self._connect_timers[eio_sid] = loop.call_later(self.host.settings.host.connect_timeout_s, self._connect_timed_out, eio_sid)
 
     def session_closed(self, eio_sid: str) -> None:
         self._event_slots.pop(eio_sid, None)
+        timer = self._connect_timers.pop(eio_sid, None)
+        if timer is not None:
+            timer.cancel()
         peer = self._peer_of.pop(eio_sid, None)
-        sessions = self._sessions_of.get(peer, set()) if peer is not None else set()
+        sessions = self._unconnected_of.get(peer, set()) if peer is not None else set()
         sessions.discard(eio_sid)
         if peer is not None and not sessions:
-            self._sessions_of.pop(peer, None)
+            self._unconnected_of.pop(peer, None)
 
     def _has_namespace(self, eio_sid: str) -> bool:
         return any(self.manager.sid_from_eio_sid(eio_sid, namespace) for namespace in SERVED_NAMESPACES)
 
+    def _connect_timed_out(self, eio_sid: str) -> None:
+        self._connect_timers.pop(eio_sid, None)
+        if eio_sid in self.environ and not self._has_namespace(eio_sid):
+            self.host.spawn(self._close_if_no_namespace(eio_sid))
+
     async def _close_if_no_namespace(self, eio_sid: str) -> None:
-        await asyncio.sleep(self.host.settings.host.connect_timeout_s)
         if eio_sid in self.environ and not self._has_namespace(eio_sid):
             # protocol.md: the code is "in the log only", there is no namespace to send it to.
             log.info("protocol.connect_timeout: closing Engine.IO session %s: no namespace within %g s",

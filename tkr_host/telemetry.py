@@ -51,6 +51,18 @@ class HostMetrics:
         #: reported to every ``on_disconnect`` observer, though it was never
         #: counted: only a socket counted here is uncounted.
         self.open: set[tuple[str, str]] = set()
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, kept: ``labels`` takes a lock and builds a
+        key on every call, and the send path asks for the same few children for
+        every message. Only for labels of a bounded set (namespaces, known events
+        and types), never for a value a client chooses."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
 
 class TimedStore:

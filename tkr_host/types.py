@@ -60,8 +60,8 @@ def utc_now() -> datetime:
 
 def format_ts(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, as PROTOCOL.md requires."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat, not strftime: a few timestamps are made for every message sent.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class Principal(BaseModel):
@@ -236,6 +236,12 @@ class Store(Protocol):
     Every method is a coroutine and releases its database connection before it
     returns. Errors that may pass (a locked or restarting database) are raised as
     ``HostError("store.unavailable")``; the recovery plugin retries them.
+
+    A store may set ``ordered_appends = True`` when the appends of a session
+    take their seqs in the order ``append_message`` is called (the seq is
+    taken, or the append queued, before its first await). The host then holds
+    no session lock across the commit of a message without checks or side
+    effects, and orders the emits itself; without it the lock is held.
     """
 
     async def start(self) -> None:

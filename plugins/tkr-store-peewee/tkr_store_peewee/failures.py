@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; the root mypy override lacks it
@@ -114,28 +114,43 @@ def unavailable(operation: str, exc: BaseException) -> HostError:
     return error
 
 
-@asynccontextmanager
-async def guarded(db: Any, operation: str) -> AsyncIterator[None]:
-    """Translate failures that may pass and release the task's pooled connection.
+def guarded(db: Any, operation: str) -> Guarded:
+    """``async with guarded(db, operation):`` translates failures that may pass
+    and releases the task's pooled connection.
 
     The release matters: pwasyncio ties a connection to the task that used it
     until that task ends, and a socket's handlers share one long task.
     """
-    try:
-        yield
-    except HostError:
-        raise
-    except Exception as exc:
-        if is_transient(exc):
-            raise unavailable(operation, exc) from exc
-        if is_unstorable_text(exc):
-            # JSON columns escape such characters; plain text columns (a title,
-            # an id) cannot, and the sender is the one who can fix it.
-            raise HostError("validation.payload", message="A text field holds a NUL or an unpaired surrogate, which cannot be stored.") from exc
-        raise
-    finally:
-        if not db.in_transaction():
-            try:
-                await db.aclose()
-            except Exception as exc:  # a broken connection; the pool replaces it
-                log.warning("store: releasing the connection after %s failed: %s", operation, exc)
+    return Guarded(db, operation)
+
+
+class Guarded:
+    """The context manager of :func:`guarded`: a class, not an async generator,
+    because every store call enters one, and an async generator costs a frame
+    more and a registration with the event loop each time."""
+
+    __slots__ = ("_db", "_operation")
+
+    def __init__(self, db: Any, operation: str) -> None:
+        self._db = db
+        self._operation = operation
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, trace: TracebackType | None) -> None:
+        try:
+            if isinstance(exc, Exception) and not isinstance(exc, HostError):
+                if is_transient(exc):
+                    raise unavailable(self._operation, exc) from exc
+                if is_unstorable_text(exc):
+                    # JSON columns escape such characters; plain text columns (a title,
+                    # an id) cannot, and the sender is the one who can fix it.
+                    raise HostError("validation.payload",
+                                    message="A text field holds a NUL or an unpaired surrogate, which cannot be stored.") from exc
+        finally:
+            if not self._db.in_transaction():
+                try:
+                    await self._db.aclose()
+                except Exception as release_error:  # a broken connection; the pool replaces it
+                    log.warning("store: releasing the connection after %s failed: %s", self._operation, release_error)

@@ -67,6 +67,8 @@ MESSAGES_AFTER = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 
 # SQLite's statements of an append, run in turn on the connection's thread.
 # The counter comes first: seq is the session's counter, never MAX(seq) + 1.
 SQLITE_BUMP_SEQ = "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq"
+#: Undoes the bump of a message SQLite refused (see ``_append_plain``).
+SQLITE_UNBUMP_SEQ = "UPDATE sessions SET last_seq = last_seq - 1 WHERE id = ?"
 SQLITE_INSERT_MESSAGE = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SQLITE_INSERT_DELIVERIES = "INSERT INTO deliveries (agent_id, message_id, session_id, created_at, acked) VALUES "
 SQLITE_DELIVERY_ROW = "(?, ?, ?, ?, 0)"
@@ -311,6 +313,32 @@ def _append_one(conn: sqlite3.Connection, item: Append) -> int | None:
     return seq
 
 
+def _append_plain(conn: sqlite3.Connection, item: Append) -> int | BaseException | None:
+    """A message with no agents and no rows of its own (most chat messages), in
+    two statements and no savepoint. Each statement gives up the GIL while
+    SQLite runs it and must take it back from the event loop's thread, so every
+    statement less is a hand-over less, not only a step less.
+
+    The counter's bump is undone by hand when SQLite refuses the INSERT (a
+    repeated client_id): a refused statement is undone by SQLite itself, and
+    nobody else writes in this transaction (``BEGIN IMMEDIATE``), so the
+    counter goes back to what it was, as a rollback to a savepoint would put it.
+    """
+    values = item.values
+    bumped = conn.execute(SQLITE_BUMP_SEQ, (values[1],)).fetchall()
+    if not bumped:
+        return None
+    seq = int(bumped[0][0])
+    try:
+        conn.execute(SQLITE_INSERT_MESSAGE, (*values[:2], seq, *values[3:]))
+    except sqlite3.OperationalError:
+        raise
+    except (sqlite3.Error, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
+        conn.execute(SQLITE_UNBUMP_SEQ, (values[1],))
+        return exc
+    return seq
+
+
 def _append_batch(conn: sqlite3.Connection, batch: list[Append]) -> list[int | BaseException | None]:
     """On the connection's thread: every append of ``batch`` in one transaction,
     committed or rolled back as a whole, each in a savepoint of its own.
@@ -324,6 +352,9 @@ def _append_batch(conn: sqlite3.Connection, batch: list[Append]) -> list[int | B
     conn.execute("BEGIN IMMEDIATE")
     try:
         for item in batch:
+            if not item.agents and not item.writes:
+                outcomes.append(_append_plain(conn, item))
+                continue
             conn.execute("SAVEPOINT one_message")
             try:
                 outcome: int | BaseException | None = _append_one(conn, item)

@@ -39,6 +39,11 @@ log = logging.getLogger("tkr_store_peewee")
 class PeeweeStore:
     """Sessions, members, messages, deliveries, contexts and tasks in one database."""
 
+    #: Appends take their seqs in the order they are called (group commit's
+    #: queue is filled before the first await): the host may then let one
+    #: session's appends share a commit and still emit them in seq order.
+    ordered_appends = True
+
     def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
         #: The pooled ``playhouse.pwasyncio`` database; it connects on first use.
