@@ -36,6 +36,10 @@ EVENTS = {
 #: = 3,000 locally (the kit's loop_count); TKR_FUZZ_EXAMPLES=N sets it either way. The test's
 #: thresholds follow it.
 EXAMPLES = int(os.environ.get("TKR_FUZZ_EXAMPLES", str(loop_count(full=600, local=150))))
+#: The examples are run as this many tests, each on a host of its own where pytest-xdist gives
+#: them workers of their own, so that the full count does not make one worker the suite's long pole.
+SHARDS = 4
+SHARD_EXAMPLES = -(-EXAMPLES // SHARDS)
 TALLY: Counter[str] = Counter()
 #: Ids of messages the host acked as stored, by fuzzed message:send and stream:end.
 ACKED_IDS: set[str] = set()
@@ -155,7 +159,8 @@ class Harness:
         sio = await connect_client(self.running.url, make_token(principal, kind), namespace)
         self.clients[namespace] = TkrClient(sio, principal, namespace)
 
-    async def send(self, namespace: str, event: str, payload: Any) -> Any:
+    async def client(self, namespace: str) -> TkrClient:
+        """The namespace's client, connected again if the host closed it."""
         async with self.reconnecting.setdefault(namespace, asyncio.Lock()):
             client = self.clients[namespace]
             if not client.sio.connected:  # a packet the host refused as malformed closed it: reconnect
@@ -163,6 +168,10 @@ class Harness:
                 await client.close()
                 await self.connect(namespace, client.principal_id, "agent" if namespace == "/agents" else "user")
                 client = self.clients[namespace]
+            return client
+
+    async def send(self, namespace: str, event: str, payload: Any) -> Any:
+        client = await self.client(namespace)
         try:
             return await client.sio.call(event, payload, namespace=namespace, timeout=5)
         except (TypeError, ValueError):
@@ -217,7 +226,7 @@ def check_ack(ack: Any) -> None:
     TALLY["ok" if ack["ok"] else error["code"]] += 1
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=SHARD_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 def fuzz_every_event(harness: Harness, data: st.DataObject) -> None:
     payload = data.draw(payloads(harness.session_id))
@@ -262,15 +271,17 @@ def test_the_history_route_answers_generated_query_strings(harness: Harness, bef
 
 #: 12,000 payloads take about two minutes on an idle machine, several on a loaded one.
 @pytest.mark.timeout(1200)
-def test_every_event_answers_generated_payloads_and_nothing_refused_is_stored(harness: Harness) -> None:
-    # One test, so that the storage check always follows the fuzzing it checks,
-    # whatever order the tests run in (pytest-randomly), and the count it asserts
-    # comes from this run's own TKR_FUZZ_EXAMPLES.
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_every_event_answers_generated_payloads_and_nothing_refused_is_stored(harness: Harness, shard: int) -> None:
+    # The storage check is in the same test as the fuzzing it checks, whatever order
+    # the tests run in (pytest-randomly), and the count it asserts comes from this run's
+    # own TKR_FUZZ_EXAMPLES. Each shard draws examples of its own: hypothesis seeds
+    # every run afresh from a Random of its own (no example database, not derandomized).
     TALLY.clear()
     fuzz_every_event(harness)
 
     async def check() -> None:
-        chat = harness.clients["/chat"]
+        chat = await harness.client("/chat")  # the last example may have closed it
         store = harness.running.host.store
         stored: list[Any] = []
         for session in await store.list_sessions(Member(id="fuzzer")) + await store.list_sessions(Member(id="fuzzbot", kind="agent")):
@@ -281,11 +292,12 @@ def test_every_event_answers_generated_payloads_and_nothing_refused_is_stored(ha
         assert all(message.id in STREAM_IDS and message.status == "incomplete" for message in unacked), unacked
         ack = await chat.send_text(harness.session_id, "still here")
         assert ack["ok"], ack
+        ACKED_IDS.add(ack["message"]["id"])  # a later shard on this host finds it stored
 
     harness.run(check())
     print(f"\nfuzz: {TALLY['tried']} payloads tried at {sum(map(len, EVENTS.values()))} events; answers: {dict(TALLY)}; "
           f"reconnects after a clean disconnect: {harness.disconnects}")
     events = sum(map(len, EVENTS.values()))
     # Every example is sent to every event; hypothesis may stop a little short of max_examples.
-    assert TALLY["tried"] >= EXAMPLES * events * 0.9, TALLY["tried"]
+    assert TALLY["tried"] >= SHARD_EXAMPLES * events * 0.9, TALLY["tried"]
     assert TALLY["tried"] % events == 0
