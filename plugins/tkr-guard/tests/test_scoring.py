@@ -63,6 +63,12 @@ def test_an_event_counts_against_its_address_and_its_principal() -> None:
     assert rules.is_exempt("10.9.9.9") and not rules.is_exempt("11.0.0.1") and not rules.is_exempt("unknown")
 
 
+def test_an_exempt_network_with_host_bits_set_is_taken_as_its_network() -> None:
+    # README, `exempt`: "10.1.2.3/8" is taken as 10.0.0.0/8, not refused.
+    rules = policy(exempt=["10.1.2.3/8"])
+    assert rules.is_exempt("10.0.0.1") and rules.is_exempt("10.255.255.254") and not rules.is_exempt("11.0.0.1")
+
+
 def test_a_window_opens_with_the_first_event_and_lasts_window_s() -> None:
     tally = add_to(None, Charge(1, 0), now=100.0, window_s=60)
     tally = add_to(tally, Charge(1, 2.0), now=159.9, window_s=60)
