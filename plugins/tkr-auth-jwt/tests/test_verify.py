@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from tkr_auth_jwt.settings import JwtSettings
-from tkr_auth_jwt.verify import MAX_TOKEN_CHARS, check_times, verify_token
+from tkr_auth_jwt.verify import check_times, verify_token
 
 from tkr_host import HostError, Principal
 
@@ -122,8 +122,33 @@ def test_garbage_is_auth_invalid(token: str, hs_settings: Callable[..., JwtSetti
     assert error["message"] and error["hint"]
 
 
+#: README, Errors: `too_long` is a token of more than 8192 characters.
+DOCUMENTED_MAX_TOKEN_CHARS = 8192
+
+
 def test_a_huge_token_is_refused_before_parsing(hs_settings: Callable[..., JwtSettings]) -> None:
-    error = refusal(hs_settings(), "x" * (MAX_TOKEN_CHARS + 1))
+    error = refusal(hs_settings(), "x" * (DOCUMENTED_MAX_TOKEN_CHARS + 1))
+    assert error["details"] == {"reason": "too_long"}
+
+
+def padded_to(length: int, claims: Claims, encode: Encode, secret: str) -> str:
+    """A valid token of exactly ``length`` characters (a base64 segment cannot take every
+    length, so two padding claims are tried together)."""
+    for extra in range(4):
+        for pad in range(length):
+            token = encode(claims(pad="x" * pad, p2="y" * extra), secret, "HS256")
+            if len(token) >= length:
+                if len(token) == length:
+                    return token
+                break
+    raise AssertionError(f"no token of {length} characters")
+
+
+def test_a_token_of_8192_characters_is_read_and_one_more_is_too_long(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims,
+                                                                     encode: Encode) -> None:
+    at_bound = padded_to(DOCUMENTED_MAX_TOKEN_CHARS, claims, encode, secret)
+    assert verify_token(hs_settings(), at_bound).id == "alice"
+    error = refusal(hs_settings(), padded_to(DOCUMENTED_MAX_TOKEN_CHARS + 1, claims, encode, secret))
     assert error["details"] == {"reason": "too_long"}
 
 
@@ -309,6 +334,6 @@ def test_a_signed_payload_too_deeply_nested_to_read_is_malformed(hs_settings: Ca
     # are no readable JSON object make no JWT, so `malformed`, and never an internal error.
     signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(b"[" * 2500 + b"]" * 2500)
     token = signing_input + "." + b64(hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest())
-    assert len(token) <= MAX_TOKEN_CHARS
+    assert len(token) <= DOCUMENTED_MAX_TOKEN_CHARS
     error = refusal(hs_settings(), token)
     assert (error["code"], error["details"]) == ("auth.invalid", {"reason": "malformed"})
