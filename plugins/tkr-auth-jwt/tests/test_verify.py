@@ -6,8 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +22,37 @@ Claims = Callable[..., dict[str, Any]]
 Encode = Callable[..., str]
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: README, Errors: `<claim>` and `<max_ttl_s>` stand for a claim's name and the setting.
+PLACEHOLDERS = {re.escape("<claim>"): "[a-z]+", re.escape("<max_ttl_s>"): "[0-9]+"}
+
+
+def documented_wording() -> dict[str, list[tuple[re.Pattern[str], str]]]:
+    """The README's table of `auth.invalid`: reason -> [(its message, as a pattern; its hint)]."""
+    wording: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+    text = README.read_text()
+    table = text[text.index("| `details.reason` | message | hint |"):].split("\n\n", 1)[0]
+    for line in table.splitlines()[2:]:
+        row = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if (reason := re.fullmatch(r"`([a-z_]+)`", row[0])):
+            pattern = re.escape(row[1])
+            for placeholder, value in PLACEHOLDERS.items():
+                pattern = pattern.replace(placeholder, value)
+            wording.setdefault(reason.group(1), []).append((re.compile(pattern), row[2]))
+    return wording
+
+
+WORDING = documented_wording()
+
+
 def refusal(settings: JwtSettings, token: str) -> dict[str, Any]:
-    """The Error a client would see for ``token``."""
+    """The Error a client would see for ``token``; an `auth.invalid` is worded as the README's table says."""
     with pytest.raises(HostError) as caught:
         verify_token(settings, token)
     error = caught.value.to_wire()
+    if error["code"] == "auth.invalid":
+        documented = WORDING[error["details"]["reason"]]
+        assert any(message.fullmatch(error["message"]) and hint == error["hint"] for message, hint in documented), error
     # Nothing of PyJWT's own wording (which can echo claims or keys) reaches the client.
     for leak in ("Signature verification failed", "Traceback", "jwt.", "Error(", "keyset", "payload"):
         assert leak not in error["message"]
@@ -124,6 +152,12 @@ def test_garbage_is_auth_invalid(token: str, hs_settings: Callable[..., JwtSetti
 
 #: README, Errors: `too_long` is a token of more than 8192 characters.
 DOCUMENTED_MAX_TOKEN_CHARS = 8192
+
+
+def test_the_readme_words_every_reason_it_names() -> None:
+    # README, Errors: the reasons `details.reason` takes, each with its wording in the table.
+    assert set(WORDING) == {"malformed", "too_long", "algorithm", "signature", "unknown_key", "missing_claim", "not_yet_valid",
+                            "issuer", "audience", "claims", "lifetime", "invalid"}
 
 
 def test_a_huge_token_is_refused_before_parsing(hs_settings: Callable[..., JwtSettings]) -> None:
