@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
-from tkr_guard.scoring import Charge, Policy, Tally, Target, add_to, matches
+from tkr_guard.scoring import Charge, Policy, Tally, Target, add_to, matches, sort_bans
 from tkr_guard.settings import GuardSettings
 
 from tkr_host.types import SecurityEvent
@@ -109,6 +111,22 @@ def test_the_score_is_the_sum_of_the_weights_within_the_window() -> None:
 def test_a_ban_names_its_target_as_the_bans_command_prints_it() -> None:
     # README, `tkr-host bans lift 203.0.113.7`: "lifted the ban of address 203.0.113.7".
     assert Target("ip", "203.0.113.7").describe() == "address 203.0.113.7"
+    # README, `tkr-host bans lift mallory`: "lifted the ban of principal 'mallory'".
+    assert Target("principal", "mallory").describe() == "principal 'mallory'"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """Anything with a `target`, as `sort_bans` takes it."""
+
+    target: Target
+
+
+def test_bans_are_listed_addresses_first_then_principals_each_by_value() -> None:
+    # README, Managing bans: addresses first, then principals, each group sorted by its value.
+    given = [Target("principal", "mallory"), Target("ip", "203.0.113.9"), Target("principal", "eve"), Target("ip", "198.51.100.1")]
+    listed = [ban.target for ban in sort_bans([Listed(target) for target in given])]
+    assert listed == [Target("ip", "198.51.100.1"), Target("ip", "203.0.113.9"), Target("principal", "eve"), Target("principal", "mallory")]
 
 
 @pytest.mark.parametrize("kind", ["ip", "principal"])
