@@ -22,6 +22,8 @@ import argparse
 import os
 import re
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -39,6 +41,8 @@ class Module:
     counts: dict[str, int] = field(default_factory=dict)
     survivors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Mutants whose own run stalled too (left untested).
+    restarts: int = 0
     note: str = ""
 
     @property
@@ -76,9 +80,44 @@ def import_roots(tree: Path) -> str:
     return os.pathsep.join(str(root) for root in roots)
 
 
-def run_module(module: Module, scratch: Path, python: Path) -> None:
+def untested(tree: Path) -> int | None:
+    """How many mutants mutmut's cache still has to test (None before it has any)."""
+    try:
+        with sqlite3.connect(f"file:{tree / '.mutmut-cache'}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute("select count(*) from Mutant where status = 'untested'").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+def untested_ids(tree: Path) -> list[int]:
+    with sqlite3.connect(f"file:{tree / '.mutmut-cache'}?mode=ro", uri=True, timeout=5) as db:
+        return [int(row[0]) for row in db.execute("select id from Mutant where status = 'untested' order by id")]
+
+
+def run_watched(command: list[str], tree: Path, env: dict[str, str], stall_s: float) -> bool:
+    """Run mutmut; True when it ended by itself, False when it was stopped after making no
+    progress (no mutant finished) for ``stall_s`` seconds."""
+    process = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last, moved = untested(tree), time.monotonic()
+    while True:
+        try:
+            process.wait(timeout=10)
+            return True
+        except subprocess.TimeoutExpired:
+            pass
+        now = untested(tree)
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > stall_s:
+            os.killpg(process.pid, signal.SIGKILL)  # mutmut and its workers, never anything else
+            process.wait()
+            return False
+
+
+def run_module(module: Module, scratch: Path, python: Path, stall_s: float, resume: bool) -> None:
     tree = scratch / re.sub(r"[^A-Za-z0-9]+", "_", module.path)
-    copy_tree(tree)
+    if not (resume and (tree / ".mutmut-cache").exists()):
+        copy_tree(tree)
     env = {**os.environ, "PYTHONPATH": import_roots(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     # -x: a mutant is killed by its first failing test; no randomly: the same order per mutant;
     # a timeout per test, so that a mutant that hangs (an endless loop) fails instead.
@@ -86,9 +125,17 @@ def run_module(module: Module, scratch: Path, python: Path) -> None:
     runner = f"{python} tests/mutation/pytest_or_1.py -x -q -p no:randomly -p no:cacheprovider --timeout=60 " + " ".join(module.tests)
     mutmut = python.parent / "mutmut"
     started = time.monotonic()
-    subprocess.run([str(mutmut), "run", "--paths-to-mutate", module.path, "--runner", runner, "--tests-dir", module.tests[0],
-                    "--simple-output", "--no-progress", "--CI"], cwd=tree, env=env, check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [str(mutmut), "run", "--paths-to-mutate", module.path, "--runner", runner, "--tests-dir", module.tests[0],
+               "--simple-output", "--no-progress", "--CI"]
+    if not run_watched(command, tree, env, stall_s):
+        # mutmut 2 can hang for good: its worker process is gone and the main process waits on
+        # its queue, and a new `mutmut run` of the whole module hangs again at once. So the
+        # mutants left are run one by one (`mutmut run <id>`, which has no such queue); one
+        # that still stalls is left untested, and the report says so.
+        print(f"  no progress for {stall_s:.0f} s: the mutants left are run one by one", flush=True)
+        for mutant_id in untested_ids(tree):
+            if not run_watched([command[0], "run", str(mutant_id), *command[2:]], tree, env, stall_s):
+                module.restarts += 1
     module.seconds = time.monotonic() - started
     results = subprocess.run([str(mutmut), "result-ids", "survived"], cwd=tree, env=env, capture_output=True, text=True)
     survived = results.stdout.split()
@@ -125,6 +172,9 @@ def main() -> int:
     parser.add_argument("only", nargs="*", help="module paths from modules.txt (default: all)")
     parser.add_argument("--scratch", default=os.environ.get("MUTANTS_DIR", "/tmp/tkr-mutants"))
     parser.add_argument("--report", default=str(REPO / "mutants" / "report.md"))
+    # Longer than the slowest mutant: -x and a 60 s timeout per test bound one mutant's run.
+    parser.add_argument("--stall", type=float, default=300.0, help="restart mutmut after this many seconds without progress")
+    parser.add_argument("--resume", action="store_true", help="keep an existing copy and its cache: test only what is left")
     args = parser.parse_args()
     modules = read_modules()
     unknown = set(args.only) - {m.path for m in modules}
@@ -135,8 +185,8 @@ def main() -> int:
     scratch = Path(args.scratch)
     for module in chosen:
         print(f"mutants: {module.path} against {' '.join(module.tests)}", flush=True)
-        run_module(module, scratch, python)
-        print(f"  {module.counts} score {module.score} in {module.seconds / 60:.1f} min", flush=True)
+        run_module(module, scratch, python, args.stall, args.resume)
+        print(f"  {module.counts} score {module.score} in {module.seconds / 60:.1f} min, {module.restarts} stalled", flush=True)
         write_report(chosen, Path(args.report))  # after each module: a run cut short keeps what it finished
     return 0
 
