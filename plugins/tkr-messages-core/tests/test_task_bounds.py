@@ -109,3 +109,19 @@ async def test_tasks_events_take_a_task_id_of_1_to_128_characters(tkr_client: An
     for task_id in ("", "t" * 129):
         ack = await tasks.call(event, {"session_id": session_id, "task_id": task_id})
         assert ack["ok"] is False and ack["error"]["code"] == "validation.payload", (task_id, ack)
+
+
+@pytest.mark.parametrize("fields", [
+    pytest.param({"colour": "red"}, id="unknown key"),
+    pytest.param(artifact(colour="red"), id="unknown artifact key"),
+    pytest.param(artifact(append="true"), id="append as a string"),
+    pytest.param(artifact(last_chunk=1), id="last_chunk as a number"),
+    pytest.param(artifact(parts=[{"kind": "text", "text": "x", "colour": "red"}]), id="unknown Part key"),
+])
+async def test_a_task_payload_is_strict(tkr_client: Any, fields: Payload) -> None:
+    # docs/protocol.md, Acknowledgements: the built-in types' payloads are strict: an unknown
+    # key is refused, and types are not converted.
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    ack = await alice.call("message:send", task(session_id, **{"task_id": "t1", "action": "create", **fields}))
+    assert ack["ok"] is False and ack["error"]["code"] == "validation.payload", ack
