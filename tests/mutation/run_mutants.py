@@ -97,7 +97,9 @@ def untested_ids(tree: Path) -> list[int]:
 def run_watched(command: list[str], tree: Path, env: dict[str, str], stall_s: float) -> bool:
     """Run mutmut; True when it ended by itself, False when it was stopped after making no
     progress (no mutant finished) for ``stall_s`` seconds."""
-    process = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # mutmut's own output, a dying worker's traceback included, goes to mutmut.log in the copy.
+    with (tree / "mutmut.log").open("ab") as log:
+        process = subprocess.Popen(command, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     last, moved = untested(tree), time.monotonic()
     while True:
         try:
