@@ -293,3 +293,24 @@ async def test_an_unsubscribed_socket_gets_no_more_updates(tkr_client):
     # The sentinel: the socket that stayed gets the change; the one that left would have by then.
     await staying.wait_for("task:update", lambda update: update["task"]["state"] == "working")
     assert [update["task"]["state"] for update in leaving.received("task:update")] == ["submitted"]
+
+
+async def test_the_task_names_the_message_that_changed_it_last(tkr_client):
+    # docs/protocol.md, `/tasks`: "`updated_by_message` is the id of the `task` message that made the change."
+    alice, session_id = await setup(tkr_client)
+    tasks = await tkr_client("alice", namespace="/tasks")
+    for payload in ({"action": "create"}, {"action": "update", "state": "working"}):
+        sent = await alice.ok("message:send", task(session_id, task_id="t1", **payload))
+        document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
+        assert document["updated_by_message"] == sent["message"]["id"]
+
+
+async def test_an_update_by_another_member_reaches_the_tasks_assignee(tkr_client):
+    # docs/protocol.md, the `task` row: the host "delivers the message [...] to the assignee
+    # (unless the assignee sent it)", also when the update does not name the assignee again.
+    alice, session_id = await setup(tkr_client)
+    worker = await tkr_client("worker", kind="agent", namespace="/agents")
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create", assignee="worker"))
+    update = await alice.ok("message:send", task(session_id, task_id="t1", action="update", status_text="any news?"))
+    delivered = await worker.wait_for("message", lambda m: m["id"] == update["message"]["id"])
+    assert delivered["payload"]["status_text"] == "any news?"

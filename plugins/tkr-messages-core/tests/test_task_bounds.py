@@ -77,7 +77,8 @@ async def test_a_task_payload_is_accepted_at_its_bound_and_refused_past_it(tkr_c
         assert await alice.history(session_id) == []
 
 
-@pytest.mark.parametrize(("assignee", "code"), [("w" * 200, "validation.recipient"), ("w" * 201, "validation.payload"), ("", "validation.payload")])
+@pytest.mark.parametrize(("assignee", "code"), [("w", "validation.recipient"), ("w" * 200, "validation.recipient"),
+                                                  ("w" * 201, "validation.payload"), ("", "validation.payload")])
 async def test_an_assignee_is_an_agent_id_of_1_to_200_characters(tkr_client: Any, assignee: str, code: str) -> None:
     # Within 1–200 the payload is fine and the next check answers: no such agent in the session.
     alice = await tkr_client("alice")
