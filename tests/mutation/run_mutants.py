@@ -80,11 +80,13 @@ def import_roots(tree: Path) -> str:
     return os.pathsep.join(str(root) for root in roots)
 
 
-def untested(tree: Path) -> int | None:
-    """How many mutants mutmut's cache still has to test (None before it has any)."""
+def progress(tree: Path) -> list[tuple[str, str, int]] | None:
+    """What mutmut's cache holds: (status, hash of the tests it was tested against, count).
+    A mutant tested (for the first time, or again because the tests changed) changes it."""
     try:
         with sqlite3.connect(f"file:{tree / '.mutmut-cache'}?mode=ro", uri=True, timeout=5) as db:
-            return int(db.execute("select count(*) from Mutant where status = 'untested'").fetchone()[0])
+            rows = db.execute("select status, tested_against_hash, count(*) from Mutant group by 1, 2 order by 1, 2").fetchall()
+            return [(str(status), str(tests), int(count)) for status, tests, count in rows]
     except sqlite3.Error:
         return None
 
@@ -100,14 +102,14 @@ def run_watched(command: list[str], tree: Path, env: dict[str, str], stall_s: fl
     # mutmut's own output, a dying worker's traceback included, goes to mutmut.log in the copy.
     with (tree / "mutmut.log").open("ab") as log:
         process = subprocess.Popen(command, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    last, moved = untested(tree), time.monotonic()
+    last, moved = progress(tree), time.monotonic()
     while True:
         try:
             process.wait(timeout=10)
             return True
         except subprocess.TimeoutExpired:
             pass
-        now = untested(tree)
+        now = progress(tree)
         if now != last:
             last, moved = now, time.monotonic()
         elif time.monotonic() - moved > stall_s:
