@@ -27,6 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def untested_ids(tree: Path) -> list[int]:
         return [int(row[0]) for row in db.execute("select id from Mutant where status = 'untested' order by id")]
 
 
-def run_watched(command: list[str], tree: Path, env: dict[str, str], stall_s: float) -> bool:
+def run_watched(command: list[str], tree: Path, env: dict[str, str], stall_s: float, restore: Callable[[], object]) -> bool:
     """Run mutmut; True when it ended by itself, False when it was stopped after making no
     progress (no mutant finished) for ``stall_s`` seconds."""
     # mutmut's own output, a dying worker's traceback included, goes to mutmut.log in the copy.
@@ -115,6 +116,7 @@ def run_watched(command: list[str], tree: Path, env: dict[str, str], stall_s: fl
         elif time.monotonic() - moved > stall_s:
             os.killpg(process.pid, signal.SIGKILL)  # mutmut and its workers, never anything else
             process.wait()
+            restore()
             return False
 
 
@@ -122,6 +124,15 @@ def run_module(module: Module, scratch: Path, python: Path, stall_s: float, resu
     tree = scratch / re.sub(r"[^A-Za-z0-9]+", "_", module.path)
     if not (resume and (tree / ".mutmut-cache").exists()):
         copy_tree(tree)
+    # The module as committed: a mutmut run killed mid-mutant leaves its mutant in the file,
+    # and every later mutant would be tested on top of it. Put back after every kill.
+    pristine = tree / ".pristine"
+    if not pristine.exists():
+        shutil.copyfile(tree / module.path, pristine)
+    shutil.copyfile(pristine, tree / module.path)
+
+    def restore() -> object:
+        return shutil.copyfile(pristine, tree / module.path)
     env = {**os.environ, "PYTHONPATH": import_roots(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     # -x: a mutant is killed by its first failing test; no randomly: the same order per mutant;
     # a timeout per test, so that a mutant that hangs (an endless loop) fails instead.
@@ -131,14 +142,14 @@ def run_module(module: Module, scratch: Path, python: Path, stall_s: float, resu
     started = time.monotonic()
     command = [str(mutmut), "run", "--paths-to-mutate", module.path, "--runner", runner, "--tests-dir", module.tests[0],
                "--simple-output", "--no-progress", "--CI"]
-    if not run_watched(command, tree, env, stall_s):
+    if not run_watched(command, tree, env, stall_s, restore):
         # mutmut 2 can hang for good: its worker process is gone and the main process waits on
         # its queue, and a new `mutmut run` of the whole module hangs again at once. So the
         # mutants left are run one by one (`mutmut run <id>`, which has no such queue); one
         # that still stalls is left untested, and the report says so.
         print(f"  no progress for {stall_s:.0f} s: the mutants left are run one by one", flush=True)
         for mutant_id in untested_ids(tree):
-            if not run_watched([command[0], "run", str(mutant_id), *command[2:]], tree, env, stall_s):
+            if not run_watched([command[0], "run", str(mutant_id), *command[2:]], tree, env, stall_s, restore):
                 module.restarts += 1
     module.seconds = time.monotonic() - started
     results = subprocess.run([str(mutmut), "result-ids", "survived"], cwd=tree, env=env, capture_output=True, text=True)
