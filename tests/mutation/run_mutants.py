@@ -120,7 +120,7 @@ def run_watched(command: list[str], tree: Path, env: dict[str, str], stall_s: fl
             return False
 
 
-def run_module(module: Module, scratch: Path, python: Path, stall_s: float, resume: bool) -> None:
+def run_module(module: Module, scratch: Path, python: Path, stall_s: float, resume: bool, ids: list[int]) -> None:
     tree = scratch / re.sub(r"[^A-Za-z0-9]+", "_", module.path)
     if not (resume and (tree / ".mutmut-cache").exists()):
         copy_tree(tree)
@@ -142,7 +142,17 @@ def run_module(module: Module, scratch: Path, python: Path, stall_s: float, resu
     started = time.monotonic()
     command = [str(mutmut), "run", "--paths-to-mutate", module.path, "--runner", runner, "--tests-dir", module.tests[0],
                "--simple-output", "--no-progress", "--CI"]
-    if not run_watched(command, tree, env, stall_s, restore):
+    if ids:
+        # Only these mutants (an earlier report's survivors, say): mutmut numbers a module's
+        # mutants in the order of the source, so a fresh copy of the same file gives the same ids.
+        register = ("import sys; from mutmut import add_mutations_by_file; from mutmut.cache import update_line_numbers; "
+                    "update_line_numbers(sys.argv[1]); add_mutations_by_file({}, sys.argv[1], [], None)")
+        subprocess.run([str(python), "-c", register, module.path], cwd=tree, env=env, check=True)
+        for mutant_id in ids:
+            if not run_watched([command[0], "run", str(mutant_id), *command[2:]], tree, env, stall_s, restore):
+                module.restarts += 1
+        module.note = f"only mutants {', '.join(map(str, ids))} were run; the others are counted as untested"
+    elif not run_watched(command, tree, env, stall_s, restore):
         # mutmut 2 can hang for good: its worker process is gone and the main process waits on
         # its queue, and a new `mutmut run` of the whole module hangs again at once. So the
         # mutants left are run one by one (`mutmut run <id>`, which has no such queue); one
@@ -155,8 +165,8 @@ def run_module(module: Module, scratch: Path, python: Path, stall_s: float, resu
     results = subprocess.run([str(mutmut), "result-ids", "survived"], cwd=tree, env=env, capture_output=True, text=True)
     survived = results.stdout.split()
     for status in ("killed", "survived", "timeout", "suspicious", "untested", "skipped"):
-        ids = subprocess.run([str(mutmut), "result-ids", status], cwd=tree, env=env, capture_output=True, text=True).stdout.split()
-        module.counts[status] = len(ids)
+        found = subprocess.run([str(mutmut), "result-ids", status], cwd=tree, env=env, capture_output=True, text=True).stdout.split()
+        module.counts[status] = len(found)
     if not sum(module.counts.values()):
         module.note = "no result: the unmutated tests did not pass in the copy (run the runner there to see why)"
     for mutant in survived:
@@ -189,6 +199,8 @@ def main() -> int:
     parser.add_argument("--report", default=str(REPO / "mutants" / "report.md"))
     # Longer than the slowest mutant: -x and a 60 s timeout per test bound one mutant's run.
     parser.add_argument("--stall", type=float, default=300.0, help="restart mutmut after this many seconds without progress")
+    parser.add_argument("--ids", type=lambda text: [int(i) for i in text.split(",")], default=[],
+                        help="run only these mutants of the (one) module named, e.g. an earlier run's survivors: 6,7,8")
     parser.add_argument("--resume", action="store_true", help="keep an existing copy and its cache: test only what is left")
     args = parser.parse_args()
     modules = read_modules()
@@ -200,7 +212,7 @@ def main() -> int:
     scratch = Path(args.scratch)
     for module in chosen:
         print(f"mutants: {module.path} against {' '.join(module.tests)}", flush=True)
-        run_module(module, scratch, python, args.stall, args.resume)
+        run_module(module, scratch, python, args.stall, args.resume, args.ids)
         print(f"  {module.counts} score {module.score} in {module.seconds / 60:.1f} min, {module.restarts} stalled", flush=True)
         write_report(chosen, Path(args.report))  # after each module: a run cut short keeps what it finished
     return 0
