@@ -50,7 +50,7 @@ def table() -> str:
     pm = make_plugin_manager(Settings.model_construct(host=HostSettings(), plugins={}))
     distributions = {info.name: info.distribution or info.name for info in list_plugins(pm)}
     # "when" stays the last cell: tests/contract/docs_contract.py reads it there.
-    rows = ["| code | raised by | message | hint | when |", "|---|---|---|---|---|"]
+    rows = ["| code | raised by | default message | default hint | when |", "|---|---|---|---|---|"]
     rows += [code_row(code, "host", entry) for code, entry in CATALOG.items()]
     plugin_codes = plugin_error_codes(pm)
     for code, (plugin, entry) in sorted(plugin_codes.items(), key=lambda item: (distributions.get(item[1][0], item[1][0]), item[0])):

@@ -315,3 +315,12 @@ async def test_an_update_by_another_member_reaches_the_tasks_assignee(tkr_client
     update = await alice.ok("message:send", task(session_id, task_id="t1", action="update", status_text="any news?"))
     delivered = await worker.wait_for("message", lambda m: m["id"] == update["message"]["id"])
     assert delivered["payload"]["status_text"] == "any news?"
+
+
+async def test_a_create_may_name_the_submitted_state_and_no_other(tkr_client):
+    # docs/protocol.md: `create` makes a task `submitted`; a create "in a state other than
+    # `submitted`" is conflict.task_state (the table of codes), so naming `submitted` is fine.
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create", state="submitted"))
+    refused = await alice.call("message:send", task(session_id, task_id="t2", action="create", state="working"))
+    assert refused["error"]["code"] == "conflict.task_state", refused
