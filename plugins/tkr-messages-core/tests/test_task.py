@@ -324,3 +324,17 @@ async def test_a_create_may_name_the_submitted_state_and_no_other(tkr_client):
     await alice.ok("message:send", task(session_id, task_id="t1", action="create", state="submitted"))
     refused = await alice.call("message:send", task(session_id, task_id="t2", action="create", state="working"))
     assert refused["error"]["code"] == "conflict.task_state", refused
+
+
+async def test_a_task_created_with_nothing_but_its_id_has_every_field_empty(tkr_client):
+    # docs/protocol.md, `/tasks`: the task's fields, and "a field never given is empty".
+    alice, session_id = await setup(tkr_client)
+    sent = await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
+    tasks = await tkr_client("alice", namespace="/tasks")
+    document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
+    assert set(document) == {"task_id", "session_id", "title", "description", "created_by", "assignee", "state", "status_text",
+                             "artifacts", "reference_task_ids", "history", "updated_by_message"}
+    assert (document["title"], document["description"], document["status_text"]) == ("", "", "")
+    assert (document["assignee"], document["artifacts"], document["reference_task_ids"]) == (None, [], [])
+    assert (document["task_id"], document["session_id"], document["created_by"], document["state"]) == ("t1", session_id, "alice", "submitted")
+    assert document["updated_by_message"] == sent["message"]["id"]
