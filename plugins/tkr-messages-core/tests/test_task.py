@@ -338,3 +338,18 @@ async def test_a_task_created_with_nothing_but_its_id_has_every_field_empty(tkr_
     assert (document["assignee"], document["artifacts"], document["reference_task_ids"]) == (None, [], [])
     assert (document["task_id"], document["session_id"], document["created_by"], document["state"]) == ("t1", session_id, "alice", "submitted")
     assert document["updated_by_message"] == sent["message"]["id"]
+
+
+async def test_a_task_keeps_what_its_create_gave_and_its_creator_may_change_it(tkr_client):
+    # docs/protocol.md: the task's creator (here not the session's creator) may update it;
+    # the task holds the fields its create gave; history entries are {state, at, by}.
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+    bob = await tkr_client("bob")
+    await bob.ok("message:send", task(session_id, task_id="t1", action="create", status_text="queued", reference_task_ids=["t0"]))
+    await bob.ok("message:send", task(session_id, task_id="t1", action="update", state="working"))
+    tasks = await tkr_client("alice", namespace="/tasks")
+    document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
+    assert (document["status_text"], document["reference_task_ids"], document["state"]) == ("queued", ["t0"], "working")
+    assert [set(entry) for entry in document["history"]] == [{"state", "at", "by"}] * 2
+    assert [(entry["state"], entry["by"]) for entry in document["history"]] == [("submitted", "bob"), ("working", "bob")]
