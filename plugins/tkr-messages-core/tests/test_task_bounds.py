@@ -126,3 +126,14 @@ async def test_a_task_payload_is_strict(tkr_client: Any, fields: Payload) -> Non
     session_id = await alice.create_session()
     ack = await alice.call("message:send", task(session_id, **{"task_id": "t1", "action": "create", **fields}))
     assert ack["ok"] is False and ack["error"]["code"] == "validation.payload", ack
+
+
+async def test_an_appended_chunk_renames_its_artifact_when_it_names_it(tkr_client: Any) -> None:
+    # docs/protocol.md: with `append: true`, "a `name` it gives renames the artifact".
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create", **artifact(name="draft")))
+    await alice.ok("message:send", task(session_id, task_id="t1", action="update", **artifact(name="final", append=True)))
+    tasks = await tkr_client("alice", namespace="/tasks")
+    document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
+    assert [(a["name"], len(a["parts"])) for a in document["artifacts"]] == [("final", 2)]
