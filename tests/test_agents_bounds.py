@@ -38,6 +38,9 @@ CASES: list[tuple[str, Payload, str]] = [
     ("agent:status", {"session_id": "", "state": "idle"}, "validation.payload"),
     ("agent:status", {"session_id": "s" * 65, "state": "idle"}, "validation.payload"),
     ("agent:status", {"session_id": "s" * 64, "state": "idle"}, "not_found.session"),
+    # docs/protocol.md, Acknowledgements: the host's payloads are strict, an unknown key is refused.
+    ("stream:start", {"session_id": "s", "colour": "red"}, "validation.payload"),
+    ("message:ack", {"message_id": "m", "colour": "red"}, "validation.payload"),
 ]
 
 
