@@ -55,6 +55,7 @@ async def test_an_agents_event_is_checked_at_its_documented_bounds(tkr_client: A
     ("in_reply_to", "", "validation.payload"), ("in_reply_to", "m" * 65, "validation.payload"),
     ("in_reply_to", "m" * 64, "not_found.message"),
     ("to", "", "validation.payload"), ("to", "a" * 201, "validation.payload"), ("to", "a" * 200, "validation.recipient"),
+    ("to", "a", "validation.recipient"),
 ])
 async def test_stream_start_checks_in_reply_to_and_to_at_their_bounds(tkr_client: Any, field: str, value: str, code: str) -> None:
     alice = await tkr_client("alice")
@@ -93,3 +94,15 @@ async def test_a_chunk_holds_up_to_65536_characters_and_a_status_detail_up_to_20
     await echo.ok("agent:status", {"session_id": session_id, "state": "working", "detail": "d" * 200})
     over = await echo.call("agent:status", {"session_id": session_id, "state": "working", "detail": "d" * 201})
     assert over["ok"] is False and over["error"]["code"] == "validation.payload", over
+
+
+async def test_stream_end_takes_the_status_complete_when_named(tkr_client: Any) -> None:
+    # docs/protocol.md, `/agents`: `stream:end {message_id, payload?, status?: "complete"|"incomplete"}`.
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["echo"])
+    echo = await tkr_client("echo", kind="agent", namespace="/agents")
+    message_id = (await echo.ok("stream:start", {"session_id": session_id}))["message_id"]
+    await echo.ok("stream:chunk", {"message_id": message_id, "delta": "done"})
+    ended = await echo.ok("stream:end", {"message_id": message_id, "status": "complete"})
+    stored = await alice.wait_for("message", lambda m: m["id"] == ended["message"]["id"])
+    assert stored["payload"]["text"] == "done"
