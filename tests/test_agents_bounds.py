@@ -34,9 +34,11 @@ CASES: list[tuple[str, Payload, str]] = [
     ("message:ack", {"message_id": "m" * 64}, "not_found.message"),
     ("context:list", {"session_id": ""}, "validation.payload"),
     ("context:list", {"session_id": "s" * 65}, "validation.payload"),
+    ("context:list", {"session_id": "s"}, "not_found.session"),
     ("context:list", {"session_id": "s" * 64}, "not_found.session"),
     ("agent:status", {"session_id": "", "state": "idle"}, "validation.payload"),
     ("agent:status", {"session_id": "s" * 65, "state": "idle"}, "validation.payload"),
+    ("agent:status", {"session_id": "s", "state": "idle"}, "not_found.session"),
     ("agent:status", {"session_id": "s" * 64, "state": "idle"}, "not_found.session"),
     # docs/protocol.md, Acknowledgements: the host's payloads are strict, an unknown key is refused.
     ("stream:start", {"session_id": "s", "colour": "red"}, "validation.payload"),
