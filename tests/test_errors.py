@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tkr_host.errors import CATALOG, CATEGORIES, HostError, failure
+from tkr_host.errors import CATALOG, CATEGORIES, HostError, failure, internal_error
 
 
 @pytest.mark.parametrize("code", sorted(CATALOG))
@@ -32,6 +32,17 @@ def test_an_unlisted_code_takes_its_categorys_defaults():
     wire = HostError("rate_limit.anything_else").to_wire()
     assert wire["severity"] == "warning"
     assert wire["hint"] == CATEGORIES["rate_limit"].hint
+
+
+def test_an_unlisted_codes_message_is_the_code_in_words():
+    # docs/protocol.md, Error codes: `not_found.big_thing` says `not found: big thing`.
+    assert HostError("not_found.big_thing").to_wire()["message"] == "not found: big thing"
+
+
+def test_an_unexpected_failure_is_internal_error():
+    # docs/protocol.md: an unexpected failure answers `internal.error`, `critical` and recoverable.
+    wire = internal_error().to_wire()
+    assert (wire["code"], wire["category"], wire["severity"], wire["recoverable"]) == ("internal.error", "internal", "critical", True)
 
 
 @pytest.mark.parametrize("code", ["nope", "oops.thing", "auth."])

@@ -6,13 +6,15 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tkr_auth_jwt.settings import JwtSettings
-from tkr_auth_jwt.verify import MAX_TOKEN_CHARS, check_times, verify_token
+from tkr_auth_jwt.verify import check_times, verify_token
 
 from tkr_host import HostError, Principal
 
@@ -20,11 +22,37 @@ Claims = Callable[..., dict[str, Any]]
 Encode = Callable[..., str]
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: README, Errors: `<claim>` and `<max_ttl_s>` stand for a claim's name and the setting.
+PLACEHOLDERS = {re.escape("<claim>"): "[a-z]+", re.escape("<max_ttl_s>"): "[0-9]+"}
+
+
+def documented_wording() -> dict[str, list[tuple[re.Pattern[str], str]]]:
+    """The README's table of `auth.invalid`: reason -> [(its message, as a pattern; its hint)]."""
+    wording: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+    text = README.read_text()
+    table = text[text.index("| `details.reason` | message | hint |"):].split("\n\n", 1)[0]
+    for line in table.splitlines()[2:]:
+        row = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if (reason := re.fullmatch(r"`([a-z_]+)`", row[0])):
+            pattern = re.escape(row[1])
+            for placeholder, value in PLACEHOLDERS.items():
+                pattern = pattern.replace(placeholder, value)
+            wording.setdefault(reason.group(1), []).append((re.compile(pattern), row[2]))
+    return wording
+
+
+WORDING = documented_wording()
+
+
 def refusal(settings: JwtSettings, token: str) -> dict[str, Any]:
-    """The Error a client would see for ``token``."""
+    """The Error a client would see for ``token``; an `auth.invalid` is worded as the README's table says."""
     with pytest.raises(HostError) as caught:
         verify_token(settings, token)
     error = caught.value.to_wire()
+    if error["code"] == "auth.invalid":
+        documented = WORDING[error["details"]["reason"]]
+        assert any(message.fullmatch(error["message"]) and hint == error["hint"] for message, hint in documented), error
     # Nothing of PyJWT's own wording (which can echo claims or keys) reaches the client.
     for leak in ("Signature verification failed", "Traceback", "jwt.", "Error(", "keyset", "payload"):
         assert leak not in error["message"]
@@ -122,8 +150,39 @@ def test_garbage_is_auth_invalid(token: str, hs_settings: Callable[..., JwtSetti
     assert error["message"] and error["hint"]
 
 
+#: README, Errors: `too_long` is a token of more than 8192 characters.
+DOCUMENTED_MAX_TOKEN_CHARS = 8192
+
+
+def test_the_readme_words_every_reason_it_names() -> None:
+    # README, Errors: the reasons `details.reason` takes, each with its wording in the table.
+    assert set(WORDING) == {"malformed", "too_long", "algorithm", "signature", "unknown_key", "missing_claim", "not_yet_valid",
+                            "issuer", "audience", "claims", "lifetime", "invalid"}
+
+
 def test_a_huge_token_is_refused_before_parsing(hs_settings: Callable[..., JwtSettings]) -> None:
-    error = refusal(hs_settings(), "x" * (MAX_TOKEN_CHARS + 1))
+    error = refusal(hs_settings(), "x" * (DOCUMENTED_MAX_TOKEN_CHARS + 1))
+    assert error["details"] == {"reason": "too_long"}
+
+
+def padded_to(length: int, claims: Claims, encode: Encode, secret: str) -> str:
+    """A valid token of exactly ``length`` characters (a base64 segment cannot take every
+    length, so two padding claims are tried together)."""
+    for extra in range(4):
+        for pad in range(length):
+            token = encode(claims(pad="x" * pad, p2="y" * extra), secret, "HS256")
+            if len(token) >= length:
+                if len(token) == length:
+                    return token
+                break
+    raise AssertionError(f"no token of {length} characters")
+
+
+def test_a_token_of_8192_characters_is_read_and_one_more_is_too_long(hs_settings: Callable[..., JwtSettings], secret: str, claims: Claims,
+                                                                     encode: Encode) -> None:
+    at_bound = padded_to(DOCUMENTED_MAX_TOKEN_CHARS, claims, encode, secret)
+    assert verify_token(hs_settings(), at_bound).id == "alice"
+    error = refusal(hs_settings(), padded_to(DOCUMENTED_MAX_TOKEN_CHARS + 1, claims, encode, secret))
     assert error["details"] == {"reason": "too_long"}
 
 
@@ -309,6 +368,6 @@ def test_a_signed_payload_too_deeply_nested_to_read_is_malformed(hs_settings: Ca
     # are no readable JSON object make no JWT, so `malformed`, and never an internal error.
     signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(b"[" * 2500 + b"]" * 2500)
     token = signing_input + "." + b64(hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest())
-    assert len(token) <= MAX_TOKEN_CHARS
+    assert len(token) <= DOCUMENTED_MAX_TOKEN_CHARS
     error = refusal(hs_settings(), token)
     assert (error["code"], error["details"]) == ("auth.invalid", {"reason": "malformed"})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
-from tkr_guard.scoring import Charge, Policy, Tally, Target, add_to, matches
+from tkr_guard.scoring import Charge, Policy, Tally, Target, add_to, matches, sort_bans
 from tkr_guard.settings import GuardSettings
 
 from tkr_host.types import SecurityEvent
@@ -63,6 +65,12 @@ def test_an_event_counts_against_its_address_and_its_principal() -> None:
     assert rules.is_exempt("10.9.9.9") and not rules.is_exempt("11.0.0.1") and not rules.is_exempt("unknown")
 
 
+def test_an_exempt_network_with_host_bits_set_is_taken_as_its_network() -> None:
+    # README, `exempt`: "10.1.2.3/8" is taken as 10.0.0.0/8, not refused.
+    rules = policy(exempt=["10.1.2.3/8"])
+    assert rules.is_exempt("10.0.0.1") and rules.is_exempt("10.255.255.254") and not rules.is_exempt("11.0.0.1")
+
+
 def test_a_window_opens_with_the_first_event_and_lasts_window_s() -> None:
     tally = add_to(None, Charge(1, 0), now=100.0, window_s=60)
     tally = add_to(tally, Charge(1, 2.0), now=159.9, window_s=60)
@@ -103,6 +111,22 @@ def test_the_score_is_the_sum_of_the_weights_within_the_window() -> None:
 def test_a_ban_names_its_target_as_the_bans_command_prints_it() -> None:
     # README, `tkr-host bans lift 203.0.113.7`: "lifted the ban of address 203.0.113.7".
     assert Target("ip", "203.0.113.7").describe() == "address 203.0.113.7"
+    # README, `tkr-host bans lift mallory`: "lifted the ban of principal 'mallory'".
+    assert Target("principal", "mallory").describe() == "principal 'mallory'"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """Anything with a `target`, as `sort_bans` takes it."""
+
+    target: Target
+
+
+def test_bans_are_listed_addresses_first_then_principals_each_by_value() -> None:
+    # README, Managing bans: addresses first, then principals, each group sorted by its value.
+    given = [Target("principal", "mallory"), Target("ip", "203.0.113.9"), Target("principal", "eve"), Target("ip", "198.51.100.1")]
+    listed = [ban.target for ban in sort_bans([Listed(target) for target in given])]
+    assert listed == [Target("ip", "198.51.100.1"), Target("ip", "203.0.113.9"), Target("principal", "eve"), Target("principal", "mallory")]
 
 
 @pytest.mark.parametrize("kind", ["ip", "principal"])

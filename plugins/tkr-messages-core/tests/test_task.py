@@ -187,7 +187,8 @@ async def test_tasks_namespace_is_for_members_only(tkr_client):
             error = (await mallory.call(event, ref))["error"]
             assert error["code"] == "not_found.task", (event, ref, error)
             answers.append((error["message"], error["hint"], error["details"]))
-    assert len(set(map(str, answers))) == 1
+    # docs/protocol.md, `/tasks`: word for word "There is no such task.", hint "Check the session id and the task id."
+    assert set(map(str, answers)) == {str(("There is no such task.", "Check the session id and the task id.", {}))}
     assert mallory.received("task:update") == []
 
 
@@ -293,3 +294,62 @@ async def test_an_unsubscribed_socket_gets_no_more_updates(tkr_client):
     # The sentinel: the socket that stayed gets the change; the one that left would have by then.
     await staying.wait_for("task:update", lambda update: update["task"]["state"] == "working")
     assert [update["task"]["state"] for update in leaving.received("task:update")] == ["submitted"]
+
+
+async def test_the_task_names_the_message_that_changed_it_last(tkr_client):
+    # docs/protocol.md, `/tasks`: "`updated_by_message` is the id of the `task` message that made the change."
+    alice, session_id = await setup(tkr_client)
+    tasks = await tkr_client("alice", namespace="/tasks")
+    for payload in ({"action": "create"}, {"action": "update", "state": "working"}):
+        sent = await alice.ok("message:send", task(session_id, task_id="t1", **payload))
+        document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
+        assert document["updated_by_message"] == sent["message"]["id"]
+
+
+async def test_an_update_by_another_member_reaches_the_tasks_assignee(tkr_client):
+    # docs/protocol.md, the `task` row: the host "delivers the message [...] to the assignee
+    # (unless the assignee sent it)", also when the update does not name the assignee again.
+    alice, session_id = await setup(tkr_client)
+    worker = await tkr_client("worker", kind="agent", namespace="/agents")
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create", assignee="worker"))
+    update = await alice.ok("message:send", task(session_id, task_id="t1", action="update", status_text="any news?"))
+    delivered = await worker.wait_for("message", lambda m: m["id"] == update["message"]["id"])
+    assert delivered["payload"]["status_text"] == "any news?"
+
+
+async def test_a_create_may_name_the_submitted_state_and_no_other(tkr_client):
+    # docs/protocol.md: `create` makes a task `submitted`; a create "in a state other than
+    # `submitted`" is conflict.task_state (the table of codes), so naming `submitted` is fine.
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("message:send", task(session_id, task_id="t1", action="create", state="submitted"))
+    refused = await alice.call("message:send", task(session_id, task_id="t2", action="create", state="working"))
+    assert refused["error"]["code"] == "conflict.task_state", refused
+
+
+async def test_a_task_created_with_nothing_but_its_id_has_every_field_empty(tkr_client):
+    # docs/protocol.md, `/tasks`: the task's fields, and "a field never given is empty".
+    alice, session_id = await setup(tkr_client)
+    sent = await alice.ok("message:send", task(session_id, task_id="t1", action="create"))
+    tasks = await tkr_client("alice", namespace="/tasks")
+    document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
+    assert set(document) == {"task_id", "session_id", "title", "description", "created_by", "assignee", "state", "status_text",
+                             "artifacts", "reference_task_ids", "history", "updated_by_message"}
+    assert (document["title"], document["description"], document["status_text"]) == ("", "", "")
+    assert (document["assignee"], document["artifacts"], document["reference_task_ids"]) == (None, [], [])
+    assert (document["task_id"], document["session_id"], document["created_by"], document["state"]) == ("t1", session_id, "alice", "submitted")
+    assert document["updated_by_message"] == sent["message"]["id"]
+
+
+async def test_a_task_keeps_what_its_create_gave_and_its_creator_may_change_it(tkr_client):
+    # docs/protocol.md: the task's creator (here not the session's creator) may update it;
+    # the task holds the fields its create gave; history entries are {state, at, by}.
+    alice, session_id = await setup(tkr_client)
+    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+    bob = await tkr_client("bob")
+    await bob.ok("message:send", task(session_id, task_id="t1", action="create", status_text="queued", reference_task_ids=["t0"]))
+    await bob.ok("message:send", task(session_id, task_id="t1", action="update", state="working"))
+    tasks = await tkr_client("alice", namespace="/tasks")
+    document = (await tasks.ok("task:get", {"session_id": session_id, "task_id": "t1"}))["task"]
+    assert (document["status_text"], document["reference_task_ids"], document["state"]) == ("queued", ["t0"], "working")
+    assert [set(entry) for entry in document["history"]] == [{"state", "at", "by"}] * 2
+    assert [(entry["state"], entry["by"]) for entry in document["history"]] == [("submitted", "bob"), ("working", "bob")]
