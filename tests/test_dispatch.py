@@ -58,7 +58,8 @@ async def test_an_oversized_payload_is_refused_and_the_connection_stays(tkr_clie
     assert [m["payload"]["text"] for m in await alice.history(session_id)] == ["small"]
 
 
-@pytest.mark.parametrize("event", ["connect", "disconnect", "connect_error", "disconnecting", "newListener"])
+#: docs/protocol.md, "Reserved event names".
+@pytest.mark.parametrize("event", ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"])
 async def test_reserved_event_names_are_refused(tkr_client, event):
     alice = await tkr_client("alice")
     ack = await alice.call(event, {"token": "x"})
