@@ -127,14 +127,10 @@ class TkrServer(SocketIOTransport):
     def _connect_timed_out(self, eio_sid: str) -> None:
         self._connect_timers.pop(eio_sid, None)
         if eio_sid in self.environ and not self._has_namespace(eio_sid):
-            self.host.spawn(self._close_if_no_namespace(eio_sid))
-
-    async def _close_if_no_namespace(self, eio_sid: str) -> None:
-        if eio_sid in self.environ and not self._has_namespace(eio_sid):
             # protocol.md: the code is "in the log only", there is no namespace to send it to.
             log.info("protocol.connect_timeout: closing Engine.IO session %s: no namespace within %g s",
                      eio_sid, self.host.settings.host.connect_timeout_s)
-            await self.close_transport(eio_sid)
+            self.host.spawn(self.close_transport(eio_sid))
 
     # --- a second connect to the same namespace -----------------------------------------
 

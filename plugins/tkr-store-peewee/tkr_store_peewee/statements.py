@@ -296,14 +296,29 @@ class SqliteStatements:
         return [as_peewee_error(o) if isinstance(o, BaseException) else o for o in outcomes]
 
 
+#: What SQLite raises for a message it refuses (a repeated client_id, text it cannot hold;
+#: UnicodeEncodeError is a ValueError). sqlite3.OperationalError, the database's own trouble
+#: (locked, full, failed I/O), is caught before it and raised.
+_REFUSED = (sqlite3.Error, ValueError, OverflowError)
+
+
+def _next_seq(conn: sqlite3.Connection, session_id: str) -> int | None:
+    """Bump the session's counter and return the new seq; None when there is no such session."""
+    bumped = conn.execute(SQLITE_BUMP_SEQ, (session_id,)).fetchall()
+    return int(bumped[0][0]) if bumped else None
+
+
+def _insert_message(conn: sqlite3.Connection, values: tuple[Any, ...], seq: int) -> None:
+    conn.execute(SQLITE_INSERT_MESSAGE, (*values[:2], seq, *values[3:]))
+
+
 def _append_one(conn: sqlite3.Connection, item: Append) -> int | None:
     """One message of a batch; the caller holds the transaction."""
     values, agents = item.values, item.agents
-    bumped = conn.execute(SQLITE_BUMP_SEQ, (values[1],)).fetchall()
-    if not bumped:
+    seq = _next_seq(conn, values[1])
+    if seq is None:
         return None
-    seq = int(bumped[0][0])
-    conn.execute(SQLITE_INSERT_MESSAGE, (*values[:2], seq, *values[3:]))
+    _insert_message(conn, values, seq)
     if agents:
         message_id, session_id, ts = values[0], values[1], values[10]
         rows = ", ".join([SQLITE_DELIVERY_ROW] * len(agents))
@@ -325,15 +340,14 @@ def _append_plain(conn: sqlite3.Connection, item: Append) -> int | BaseException
     counter goes back to what it was, as a rollback to a savepoint would put it.
     """
     values = item.values
-    bumped = conn.execute(SQLITE_BUMP_SEQ, (values[1],)).fetchall()
-    if not bumped:
+    seq = _next_seq(conn, values[1])
+    if seq is None:
         return None
-    seq = int(bumped[0][0])
     try:
-        conn.execute(SQLITE_INSERT_MESSAGE, (*values[:2], seq, *values[3:]))
+        _insert_message(conn, values, seq)
     except sqlite3.OperationalError:
         raise
-    except (sqlite3.Error, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
+    except _REFUSED as exc:
         conn.execute(SQLITE_UNBUMP_SEQ, (values[1],))
         return exc
     return seq
@@ -360,7 +374,7 @@ def _append_batch(conn: sqlite3.Connection, batch: list[Append]) -> list[int | B
                 outcome: int | BaseException | None = _append_one(conn, item)
             except sqlite3.OperationalError:
                 raise
-            except (sqlite3.Error, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
+            except _REFUSED as exc:
                 conn.execute("ROLLBACK TO one_message")
                 outcome = exc
             if outcome is None:
