@@ -345,6 +345,11 @@ class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
             return refusal  # python-engineio answers anything but True/None with 401 and this body
         self._advertise_ping_interval(eio_sid)
         result = await super()._handle_eio_connect(eio_sid, environ)
+        # python-engineio's ASGI driver makes a class per request for the body
+        # reader (``wsgi.input``), and the environ, kept for the session's life,
+        # holds it: 2.5 KiB per idle socket (docs/performance.md). The handshake's
+        # body is read by now and nothing reads it later (a POST has its own environ).
+        environ.pop("wsgi.input", None)
         self.session_opened(eio_sid, environ)
         return result
 
