@@ -14,8 +14,8 @@ allocation, so the close is timed without it).
 from __future__ import annotations
 
 import argparse
-import collections
 import asyncio
+import collections
 import json
 import os
 import re
@@ -32,8 +32,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.jsload import NodeLoad, idle_plan
-from bench.servers import BENCH_DIR, BIN, cpu_seconds, free_port, rss_kib, wait_ready, write_config
-from bench.servers import Server
+from bench.servers import BENCH_DIR, BIN, Server, cpu_seconds, free_port, rss_kib, wait_ready, write_config
 
 SETTLE_S = 1.5
 STEP_TIMEOUT_S = 600.0
@@ -135,6 +134,12 @@ def report_diff(before: tuple[tracemalloc.Snapshot, dict], after: tuple[tracemal
                 print(f"{diff / count:8.2f}  {name}")
 
 
+def keep_snapshots(directory: Path, keep: Path) -> None:
+    keep.mkdir(parents=True, exist_ok=True)
+    for item in directory.glob("[01].*"):
+        shutil.copy(item, keep / item.name)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
@@ -162,12 +167,10 @@ async def main() -> None:
             print(f"opened {opened['opened']} (errors {len(opened['errors'])}, extensions {opened.get('extensions')!r}); "
                   f"RSS {rss_before} -> {rss_after} KiB: {(rss_after - rss_before) / args.count:.1f} KiB per socket")
             if args.keep is not None:
-                args.keep.mkdir(parents=True, exist_ok=True)
-                for item in directory.glob("[01].*"):
-                    shutil.copy(item, args.keep / item.name)
+                keep_snapshots(directory, args.keep)
             if before is not None and after is not None:
                 report_diff(before, after, args.count, args.top)
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=STEP_TIMEOUT_S)) as http:
                 cpu_start, start = cpu_seconds(server.pid) or 0.0, time.monotonic()
                 await idle.say("close")
                 await idle.answer("closed", STEP_TIMEOUT_S)

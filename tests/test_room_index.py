@@ -106,7 +106,7 @@ async def test_leaving_and_disconnecting_leave_no_trace_and_the_broadcast_reache
 
 async def test_many_sockets_closing_together_leave_every_room_empty_of_them(tkr_host: RunningHost, tkr_client: Any) -> None:
     manager = tkr_host.host.sio.manager
-    session_id, clients = await members(tkr_client, "owner", [f"m{n}" for n in range(12)])
+    _, clients = await members(tkr_client, "owner", [f"m{n}" for n in range(12)])
     sids = [sid_of(client) for client in clients]
     for client in clients[1:]:
         await client.close()

@@ -57,6 +57,7 @@ from socketio import packet
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 
+from tkr_host._socket_queue import EngineIOServer
 from tkr_host.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,9 @@ class _BinaryAttachments(ValueError):
 
 class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, with its internals kept behind public methods and hooks."""
+
+    def _engineio_server_class(self) -> type[EngineIOServer]:
+        return EngineIOServer
 
     def __init__(self, *, ping_interval: float, **options: Any) -> None:
         check_versions()
