@@ -31,6 +31,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import servers
 from bench.jsload import NodeLoad, idle_plan
 from bench.servers import BENCH_DIR, BIN, Server, cpu_seconds, free_port, rss_kib, wait_ready, write_config
 
@@ -90,8 +91,10 @@ def component(traceback: tracemalloc.Traceback) -> tuple[str, str]:
         if is_stdlib(name):
             continue
         tail = name.split("site-packages/")[-1].split("wt-perf/")[-1]
+        if tail in ("tkr_host/cli.py", "tkr_host/serve.py"):  # the bottom of every stack: the event loop's own work
+            break
         return tail.split("/")[0] if not tail.startswith("plugins/") else "/".join(tail.split("/")[:2]), made
-    return "asyncio (no caller in the traced frames)", made
+    return "asyncio (the loop's callbacks: transports, streams)", made
 
 
 def report_components(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, count: int) -> None:
@@ -147,6 +150,7 @@ async def main() -> None:
     parser.add_argument("--no-trace", action="store_true")
     parser.add_argument("--keep", type=Path, help="copy the snapshots and censuses to this directory")
     args = parser.parse_args()
+    servers.READY_TIMEOUT_S = 120.0  # a traced host starts slowly on a busy machine
     secret = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="tkr-idle-") as tmp:
         directory = Path(tmp)
