@@ -148,6 +148,7 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument("--profile-close", type=Path, help="py-spy the host while the sockets close (raw format, to this file)")
     parser.add_argument("--keep", type=Path, help="copy the snapshots and censuses to this directory")
     args = parser.parse_args()
     servers.READY_TIMEOUT_S = 120.0  # a traced host starts slowly on a busy machine
@@ -175,6 +176,11 @@ async def main() -> None:
             if before is not None and after is not None:
                 report_diff(before, after, args.count, args.top)
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=STEP_TIMEOUT_S)) as http:
+                spy = None
+                if args.profile_close is not None:
+                    spy = subprocess.Popen([str(BIN / "py-spy"), "record", "--rate", "200", "--native", "--pid", str(server.pid), "--format", "raw",
+                                            "--output", str(args.profile_close)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    await asyncio.sleep(1.0)  # py-spy attaches
                 cpu_start, start = cpu_seconds(server.pid) or 0.0, time.monotonic()
                 await idle.say("close")
                 await idle.answer("closed", STEP_TIMEOUT_S)
@@ -183,6 +189,9 @@ async def main() -> None:
                         raise RuntimeError("the sockets did not all close")
                     await asyncio.sleep(0.1)
                 elapsed, cpu = time.monotonic() - start, (cpu_seconds(server.pid) or 0.0) - cpu_start
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+                    await asyncio.to_thread(spy.wait, 60)
             await idle.stop()
             print(f"\nclosing {args.count} at once: {elapsed:.2f} s until tkr_connections = 0, "
                   f"host CPU {cpu:.2f} s ({cpu / args.count * 1000:.3f} ms per socket)")
