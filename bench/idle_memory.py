@@ -28,6 +28,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -36,6 +37,8 @@ from bench.jsload import NodeLoad, idle_plan
 from bench.servers import BENCH_DIR, BIN, Server, cpu_seconds, free_port, rss_kib, wait_ready, write_config
 
 SETTLE_S = 1.5
+#: A snapshot and the census taken with it (tasks, objects by type, traced bytes).
+Census = tuple[tracemalloc.Snapshot, dict[str, Any]]
 STEP_TIMEOUT_S = 600.0
 GAUGE = re.compile(r'^tkr_connections\{namespace="/chat"\} ([0-9.e+]+)$', re.M)
 
@@ -53,7 +56,7 @@ def start_host(directory: Path, secret: str, trace: bool) -> Server:
     return Server("host", f"http://127.0.0.1:{port}", process, log_path, config.read_text())
 
 
-async def snapshot(server: Server, directory: Path, index: int) -> tuple[tracemalloc.Snapshot, dict[str, object]]:
+async def snapshot(server: Server, directory: Path, index: int) -> Census:
     """Ask the traced host for snapshot ``index`` and wait until it is written."""
     server.process.send_signal(signal.SIGUSR1)
     census = directory / f"{index}.json"
@@ -112,7 +115,7 @@ def report_components(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot,
         print(f"{size / count / 1024:7.2f} KiB  {package}: {parts}")
 
 
-def report_diff(before: tuple[tracemalloc.Snapshot, dict], after: tuple[tracemalloc.Snapshot, dict], count: int, top: int) -> None:
+def report_diff(before: Census, after: Census, count: int, top: int) -> None:
     for group in ("filename", "lineno"):
         stats = after[0].compare_to(before[0], group)
         total = sum(s.size_diff for s in stats)
@@ -130,11 +133,17 @@ def report_diff(before: tuple[tracemalloc.Snapshot, dict], after: tuple[tracemal
         for frame in reversed(list(stat.traceback)[-6:]):  # the allocation first
             print(f"      {frame.filename.split('site-packages/')[-1].split('wt-perf/')[-1]}:{frame.lineno}")
     for key in ("tasks", "types"):
-        grown = {name: after[1][key].get(name, 0) - before[1][key].get(name, 0) for name in after[1][key]}  # type: ignore[attr-defined]
+        grown = {name: after[1][key].get(name, 0) - before[1][key].get(name, 0) for name in after[1][key]}
         print(f"\n== {key} per socket ==")
         for name, diff in sorted(grown.items(), key=lambda item: -item[1])[:top if key == "types" else 20]:
             if diff > 0:
                 print(f"{diff / count:8.2f}  {name}")
+
+
+def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy on ``pid`` (native frames too, so that the garbage collector shows) until SIGINT."""
+    command = [str(BIN / "py-spy"), "record", "--rate", "200", "--native", "--pid", str(pid), "--format", "raw", "--output", str(output)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def keep_snapshots(directory: Path, keep: Path) -> None:
@@ -178,8 +187,7 @@ async def main() -> None:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=STEP_TIMEOUT_S)) as http:
                 spy = None
                 if args.profile_close is not None:
-                    spy = subprocess.Popen([str(BIN / "py-spy"), "record", "--rate", "200", "--native", "--pid", str(server.pid), "--format", "raw",
-                                            "--output", str(args.profile_close)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    spy = start_profiler(server.pid, args.profile_close)
                     await asyncio.sleep(1.0)  # py-spy attaches
                 cpu_start, start = cpu_seconds(server.pid) or 0.0, time.monotonic()
                 await idle.say("close")
