@@ -84,7 +84,7 @@ async def test_leaving_and_disconnecting_leave_no_trace_and_the_broadcast_reache
     session_id, (alice, bob, carol, dave) = await members(tkr_client, "alice", ["bob", "carol", "dave"])
     sids = [sid_of(client) for client in (alice, bob, carol, dave)]
     assert_index_agrees(manager, sids)
-    # Each socket is in its namespace's room, its sid's, its principal's and the session's.
+    # docs/architecture.md (rooms.py): the namespace's room, its sid's, its principal's and the session's.
     assert all(len(manager.rooms_of(sid, CHAT)) == 4 for sid in sids)
 
     await carol.ok("session:leave", {"session_id": session_id})
