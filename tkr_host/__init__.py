@@ -18,6 +18,7 @@ from tkr_host.config import ConfigError, Settings
 from tkr_host.defaults.routes import error_response, http_principal
 from tkr_host.errors import ErrorCode, HostError
 from tkr_host.hookspecs import hookimpl
+from tkr_host.room_index import RoomIndex
 from tkr_host.telemetry import HostMetrics
 from tkr_host.types import (
     AppendResult,
@@ -64,6 +65,7 @@ __all__ = [
     "RateLimiter",
     "ReceiptStatus",
     "RecoveryStrategy",
+    "RoomIndex",
     "SecurityEvent",
     "Session",
     "Settings",

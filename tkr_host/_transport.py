@@ -57,6 +57,7 @@ from socketio import packet
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 
+from tkr_host._socket_queue import EngineIOServer
 from tkr_host.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,9 @@ class _BinaryAttachments(ValueError):
 class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server, with its internals kept behind public methods and hooks."""
 
+    def _engineio_server_class(self) -> type[EngineIOServer]:
+        return EngineIOServer
+
     def __init__(self, *, ping_interval: float, **options: Any) -> None:
         check_versions()
         install_compression_control()
@@ -345,6 +349,11 @@ class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
             return refusal  # python-engineio answers anything but True/None with 401 and this body
         self._advertise_ping_interval(eio_sid)
         result = await super()._handle_eio_connect(eio_sid, environ)
+        # python-engineio's ASGI driver makes a class per request for the body
+        # reader (``wsgi.input``), and the environ, kept for the session's life,
+        # holds it: 2.5 KiB per idle socket (docs/performance.md). The handshake's
+        # body is read by now and nothing reads it later (a POST has its own environ).
+        environ.pop("wsgi.input", None)
         self.session_opened(eio_sid, environ)
         return result
 

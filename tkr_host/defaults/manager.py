@@ -10,6 +10,9 @@ same order, within the manager's interface (``emit`` with the same
 arguments). A recipient whose socket is closed or gone is skipped, as the
 tasks' errors were ignored. An emit with a callback (a unique ack id per
 recipient) keeps python-socketio's own path.
+
+It also keeps each socket's rooms (:class:`tkr_host.room_index.RoomIndex`), so
+that a disconnect walks the socket's own rooms, not every room of the namespace.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from socketio import packet
 
 from tkr_host._host import Host
 from tkr_host.hookspecs import hookimpl
+from tkr_host.room_index import RoomIndex
 
 log = logging.getLogger(__name__)
 
 
-class BroadcastManager(socketio.AsyncManager):  # type: ignore[misc]  # socketio has no stubs
-    """``AsyncManager`` whose callback-less ``emit`` makes no task per recipient."""
+class BroadcastManager(RoomIndex, socketio.AsyncManager):  # type: ignore[misc]  # socketio has no stubs
+    """``AsyncManager`` whose callback-less ``emit`` makes no task per recipient, with each sid's rooms indexed."""
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:

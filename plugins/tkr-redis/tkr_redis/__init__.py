@@ -23,7 +23,7 @@ import socketio
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
-from tkr_host import ClusterState, hookimpl
+from tkr_host import ClusterState, RoomIndex, hookimpl
 from tkr_host import HostAPI as Host
 from tkr_redis.cluster import RedisCluster
 
@@ -57,7 +57,13 @@ def client_manager(host: Host) -> socketio.AsyncManager | None:
     settings = host.config(PLUGIN_NAME, RedisSettings)
     if settings.url is None:
         return None
-    return socketio.AsyncRedisManager(settings.url, channel=settings.channel, logger=CountingLogger(log, failure_counter(host)))
+    return IndexedRedisManager(settings.url, channel=settings.channel, logger=CountingLogger(log, failure_counter(host)))
+
+
+class IndexedRedisManager(RoomIndex, socketio.AsyncRedisManager):  # type: ignore[misc]  # socketio has no stubs
+    """python-socketio's Redis manager, with each local socket's rooms indexed (``RoomIndex``):
+    a node that closes many sockets at once leaves their rooms one by one, not
+    by walking every room of the namespace per socket."""
 
 
 @hookimpl

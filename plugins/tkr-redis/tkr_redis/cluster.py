@@ -42,6 +42,23 @@ T = TypeVar("T")
 STOP_TIMEOUT_S = 3.0
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation of this task that an await below it swallowed.
+
+    With ``socket_timeout`` set, redis-py sends every command through
+    ``asyncio.wait_for``, which on Python 3.11 drops a cancel that arrives in
+    the loop iteration where the send completes (CPython gh-86296; rewritten
+    in 3.12). The call then returns as if nothing happened, the task is left
+    ``cancelling()`` and a ``while True`` loop runs on: ``close()`` awaited
+    the control listener forever when a host stopped while it was still
+    subscribing, right after start-up. A loop that checks here after its
+    Redis calls ends at the next turn instead.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass
 class _Written:
     """A stream as this node last wrote it: how many chunks Redis has."""
@@ -319,10 +336,12 @@ class RedisCluster:
     async def _listen(self) -> None:
         """Answer the control channel; after a Redis failure, subscribe again."""
         while True:
+            _raise_if_cancelled()  # each turn: a Redis call may have swallowed the cancel (see there)
             pubsub: Any = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._control)
                 while True:
+                    _raise_if_cancelled()
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         await self._handle(json.loads(message["data"]))
@@ -377,6 +396,7 @@ class RedisCluster:
             await asyncio.sleep(self._ttl / 3)  # the refresh period, not a synchronisation
             await self._guarded("refresh", self._refresh, None)
             await self._guarded("sweep", self._sweep, None)
+            _raise_if_cancelled()
 
     async def _refresh(self) -> None:
         expiry = self._expiry()
