@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,18 @@ def test_serving_freezes_start_up_and_raises_only_the_youngest_threshold() -> No
     assert seen["frozen"] > 0  # what start-up made is out of the collector's walks
 
 
+def start_host(config: Path, log_path: Path, listener: socket.socket) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([str(BIN / "tkr-host"), "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                                cwd=log_path.parent, start_new_session=True, pass_fds=[listener.fileno()],
+                                env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
+
+
+def stop_host(server: subprocess.Popen[bytes]) -> None:
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait(10)
+
+
 async def test_tkr_host_serve_tunes_the_collector_before_it_serves(tmp_path: Path) -> None:
     with listening_socket() as listener:
         port = listener.getsockname()[1]
@@ -48,16 +61,12 @@ async def test_tkr_host_serve_tunes_the_collector_before_it_serves(tmp_path: Pat
             f'[plugins.store_peewee]\nurl = "sqlite:///{tmp_path}/tkr.db"\n'
         )
         log_path = tmp_path / "server.log"
-        with log_path.open("ab") as log:
-            server = subprocess.Popen([str(BIN / "tkr-host"), "serve", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                                      cwd=tmp_path, start_new_session=True, pass_fds=[listener.fileno()],
-                                      env={**os.environ, "TKR_JWT_SECRET": TEST_JWT_SECRET})
+        server = start_host(config, log_path, listener)
         try:
             await wait_ready(f"http://127.0.0.1:{port}", server)
             lines = log_path.read_text().splitlines()
         finally:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
+            stop_host(server)
     tuned = [line for line in lines if "garbage collector:" in line]
     assert tuned and f"({DOCUMENTED_YOUNG_THRESHOLD}," in tuned[0], "\n".join(lines)
     serving = next(i for i, line in enumerate(lines) if "tkr-host serving on" in line)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import pytest
 from tkr_recovery.chain import StoreGuard, order_strategies
@@ -141,7 +143,7 @@ class Recording:
     def __init__(self) -> None:
         self.runs: list[dict[str, object]] = []
 
-    async def run(self, operation, context):  # type: ignore[no-untyped-def]  # the README's shape
+    async def run(self, operation: Callable[[], Awaitable[Any]], context: Mapping[str, Any]) -> Any:
         self.runs.append(dict(context))
         return await operation()
 
