@@ -10,6 +10,7 @@ sockets it binds once, and each drains in the same way.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from typing import TYPE_CHECKING, Any
@@ -37,8 +38,33 @@ def serve(config_path: str | None) -> int:
 
         return workers.run(str(config_path) if config_path else None, config, worker_main)
     app = create_app(settings)
+    tune_gc()
     asyncio.run(_serve(app, config))
     return 0
+
+
+#: The collector's youngest-generation threshold while serving (CPython's default: 700).
+GC_THRESHOLD_YOUNG = 50_000
+
+
+def tune_gc() -> None:
+    """The garbage collector for a server, set once the app and its plugins are loaded.
+
+    Measured in docs/performance.md ("The garbage collector", fourth session):
+    with CPython's default, the objects of the sends in flight outlive the
+    frequent young collections, are promoted, and set off full collections that
+    walk the whole heap (every module, every socket's objects): -15 % CPU per
+    send with a threshold of 50,000, and closing 10,000 sockets no longer
+    spends 14-30 % of its time collecting. Reference counting frees acyclic
+    garbage at once; only cycles wait up to 50,000 allocations longer.
+    ``gc.freeze()`` moves what start-up made (modules, models, plugins) out of
+    the collector's walks for good: it lives as long as the process anyway.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD_YOUNG, middle, oldest)
+    log.info("garbage collector: %d start-up objects frozen, thresholds %s", gc.get_freeze_count(), gc.get_threshold())
 
 
 def hypercorn_config(settings: Settings) -> Any:
@@ -78,4 +104,5 @@ def worker_main(config_path: str | None, sockets: Sockets) -> None:
     settings = load_settings(config_path)
     logs.configure(settings.host.log_level, settings.host.log_format)
     app = create_app(settings)
+    tune_gc()
     asyncio.run(_serve(WorkerHeader(app), hypercorn_config(settings), sockets))

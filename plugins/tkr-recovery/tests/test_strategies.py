@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import pytest
 from tkr_recovery.chain import StoreGuard, order_strategies
@@ -130,6 +132,54 @@ async def test_the_guard_runs_strategies_outermost_first():
     with pytest.raises(HostError):
         await guard(Flaky(3))
     assert breaker.state == "open"  # one failed operation, after its retries
+
+
+class Recording:
+    """A third-party strategy (README, "A strategy of your own") that notes each run and its context."""
+
+    name = "recording"
+    handles = frozenset({"store"})
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, object]] = []
+
+    async def run(self, operation: Callable[[], Awaitable[Any]], context: Mapping[str, Any]) -> Any:
+        self.runs.append(dict(context))
+        return await operation()
+
+
+async def test_a_guard_with_no_store_strategy_runs_the_operation_once():
+    agent_only = RetryWithBackoff(3, 0.0, 0.0, 1.0, handles=frozenset({"agent"}))
+    guard = StoreGuard([agent_only])
+    assert guard.strategies == []
+    operation = Flaky(0)
+    assert await guard(operation) == "stored"
+    with pytest.raises(HostError):
+        await guard(Flaky(1))  # nothing retries it
+    assert operation.calls == 1
+
+
+async def test_a_guard_of_one_strategy_runs_it():
+    clock = Clock()
+    guard = StoreGuard([retry(clock, attempts=3)])
+    operation = Flaky(2)
+    assert await guard(operation) == "stored"
+    assert operation.calls == 3
+
+
+async def test_every_strategy_of_three_runs_on_every_attempt_inside_it():
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, reset_s=5, clock=clock)
+    recording = Recording()
+    guard = StoreGuard([breaker, retry(clock, attempts=3), recording])
+    assert await guard(Flaky(2), {"operation": "append"}) == "stored"
+    # Inside the retry, the recording strategy sees each of the three attempts, with the context.
+    assert recording.runs == [{"operation": "append"}] * 3
+    assert await guard(Flaky(0)) == "stored"
+    assert recording.runs[-1] == {}
+    with pytest.raises(HostError):
+        await guard(Flaky(3))
+    assert breaker.state == "open"  # outermost: one failed operation after its retries
 
 
 def test_order_names_known_strategies_only():
