@@ -73,7 +73,10 @@ def _field_problem(problem: Any, prefix: str) -> dict[str, str]:
         # pydantic's text repeats the tag the client sent.
         context = problem.get("ctx", {})
         text = f"The value of {context.get('discriminator', 'the tag')} must be one of {context.get('expected_tags', 'the known tags')}"
-    return {"field": prefix + ".".join(loc), "problem": text}
+    # An error of the whole model (a root union's tag) has no location: it is the prefix's
+    # field itself, ``payload``, not ``payload.``.
+    field = prefix + ".".join(loc) if loc else prefix.removesuffix(".")
+    return {"field": field, "problem": text}
 
 
 def json_problem(data: Any) -> tuple[str, str] | None:
