@@ -56,3 +56,27 @@ async def test_a_refused_connect_is_counted_as_the_connect_action(tkr_connect: A
     text = await scrape(tkr_host.url)
     assert sample(text, "tkr_rate_limit_refusals_total", action="connect") == 1
     assert sample(text, "tkr_security_events_total", kind="rate_limited") == 1
+
+
+@pytest.mark.parametrize("credential", ["not-a-token", "eyJhbGciOiJIUzI1NiJ9.e30.bad", "signed-elsewhere"])
+async def test_a_refused_credential_is_one_auth_failure(tkr_connect: Any, tkr_token: Any, tkr_host: Any, credential: str) -> None:
+    # docs/protocol.md: a credential that no plugin accepts is refused with auth.invalid.
+    token = tkr_token("alice", secret="another secret of 32 bytes or more, not the host one") if credential == "signed-elsewhere" else credential
+    with pytest.raises(ConnectRefused) as refused:
+        await tkr_connect(token)
+    assert refused.value.error["code"] == "auth.invalid"
+    text = await scrape(tkr_host.url)
+    assert sample(text, "tkr_security_events_total", kind="auth_failure") == 1
+
+
+async def test_a_missing_credential_is_no_security_event(tkr_connect: Any, tkr_client: Any, tkr_host: Any) -> None:
+    with pytest.raises(ConnectRefused) as refused:
+        await tkr_connect(None)
+    assert refused.value.error["code"] == "auth.required"
+    # A sentinel security event after it: a user refused on /agents is access_denied (tkr-guard's README).
+    with pytest.raises(ConnectRefused) as denied:
+        await tkr_client("alice", namespace="/agents")
+    assert denied.value.error["code"] == "permission.namespace"
+    text = await scrape(tkr_host.url)
+    assert sample(text, "tkr_security_events_total", kind="access_denied") == 1
+    assert sample(text, "tkr_security_events_total", kind="auth_failure") in (None, 0)
