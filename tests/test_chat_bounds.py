@@ -114,3 +114,13 @@ async def test_a_receipt_takes_a_seq_of_1_and_not_0(tkr_client: Any) -> None:
     zero = await alice.call("message:receipt", {"session_id": session_id, "seq": 0, "status": "read"})
     assert zero["error"]["code"] == "validation.payload"
     assert [p["field"] for p in zero["error"]["details"]["fields"]] == ["seq"]
+
+
+async def test_join_reads_the_session_again_so_its_last_seq_is_current(tkr_client: Any) -> None:
+    # docs/protocol.md, session:join: "`session` is read again after the messages".
+    alice = await tkr_client("alice")
+    session_id = await _session_of(alice, 2)
+    joined = await alice.join(session_id)
+    assert joined["session"]["last_seq"] == 2
+    again = await alice.join(session_id, since_seq=1)
+    assert again["session"]["last_seq"] == 2 and [m["seq"] for m in again["messages"]] == [2]
