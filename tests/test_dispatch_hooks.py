@@ -10,6 +10,8 @@
   `user` with the id `anonymous-<sid prefix>`; docs/protocol.md's table of codes:
   `auth.required` is for "a connect or HTTP request" without one, and the anonymous
   access covers connects only (an HTTP route answers 401).
+- tkr-guard's README: a socket silent for `idle_timeout_s` is closed; the host stamps
+  each event, so the silence counts from the last one.
 """
 
 from __future__ import annotations
@@ -95,3 +97,12 @@ async def test_anonymous_access_does_not_cover_http(tkr_host: Any) -> None:
     async with aiohttp.ClientSession() as http, http.get(f"{tkr_host.url}/api/v1/sessions/s/messages") as response:
         body = await response.json(content_type=None)
     assert (response.status, body["error"]["code"]) == (401, "auth.required")
+
+
+@pytest.mark.tkr_settings({"plugins": {"guard": {"idle_timeout_s": 1.0}}})
+async def test_a_socket_silent_since_its_last_event_is_closed_as_idle(tkr_client: Any) -> None:
+    # tkr-guard's README: a socket that sends no event for idle_timeout_s gets protocol.idle_timeout.
+    alice = await tkr_client("alice")
+    assert (await alice.ok("session:list"))["sessions"] == []
+    told = await alice.wait_for("error", timeout=10)
+    assert told["code"] == "protocol.idle_timeout"
