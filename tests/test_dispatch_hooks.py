@@ -12,10 +12,13 @@
   access covers connects only (an HTTP route answers 401).
 - tkr-guard's README: a socket silent for `idle_timeout_s` is closed; the host stamps
   each event, so the silence counts from the last one.
+- docs/protocol.md: nothing a client does raises an unhandled exception on the
+  server: connecting to and leaving each namespace logs no error.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiohttp
@@ -106,3 +109,17 @@ async def test_a_socket_silent_since_its_last_event_is_closed_as_idle(tkr_client
     assert (await alice.ok("session:list"))["sessions"] == []
     told = await alice.wait_for("error", timeout=10)
     assert told["code"] == "protocol.idle_timeout"
+
+
+async def test_connecting_and_leaving_every_namespace_logs_no_error(tkr_client: Any, observer: Observer,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    # docs/protocol.md: nothing a client does raises an unhandled exception on the server;
+    # the clean-up of each namespace runs without one.
+    clients = [await tkr_client("alice"), await tkr_client("echo", kind="agent", namespace="/agents"),
+               await tkr_client("alice", namespace="/tasks")]
+    sids = [client.sio.get_sid(client.namespace) for client in clients]
+    for client in clients:
+        await client.close()
+    await eventually(lambda: {sid for _, sid, _ in observer.disconnects} >= set(sids), what="every disconnect observed")
+    bad = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR or record.exc_info]
+    assert bad == []
