@@ -99,3 +99,16 @@ async def test_a_payload_of_exactly_max_payload_bytes_passes(tkr_client: Any) ->
     payload["payload"]["text"] += "e"  # refused by its size before anything else is looked at
     over = await alice.call("message:send", payload)
     assert over["error"]["code"] == "validation.too_large" and over["error"]["details"] == {"size": 1001, "limit": 1000}
+
+
+async def test_a_value_that_is_not_json_is_named_with_the_documented_problem(tkr_client: Any) -> None:
+    # docs/protocol.md, Acknowledgements: the three problems of a value that is not JSON.
+    alice = await tkr_client("alice")
+    cases = [
+        ({"metadata": {"score": float("inf")}}, "metadata.score", "NaN and Infinity are not JSON numbers"),
+        ({"title": "a\ud800b"}, "title", "a string with a lone surrogate, which is not valid UTF-8"),
+        ({"metadata": {"notes": {"\udfff": 1}}}, "metadata.notes", "a key with a lone surrogate, which is not valid UTF-8"),
+    ]
+    for payload, field, problem in cases:
+        ack = await alice.call("session:create", payload)
+        assert refused_fields(ack) == [{"field": field, "problem": problem}], payload
