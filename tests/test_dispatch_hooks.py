@@ -35,6 +35,11 @@ class Observer:
     def __init__(self) -> None:
         self.errors: list[tuple[str, dict[str, Any]]] = []
         self.disconnects: list[tuple[str, str, str]] = []
+        self.connects: list[Principal] = []
+
+    @hookimpl
+    def on_connect(self, host: Any, principal: Principal, sid: str, namespace: str, peer: str) -> None:
+        self.connects.append(principal)
 
     @hookimpl
     def on_error(self, host: Any, error: HostError, context: dict[str, Any]) -> None:
@@ -86,13 +91,15 @@ async def test_a_socket_that_leaves_is_offline_in_its_sessions_and_shown_to_the_
 
 
 @pytest.mark.tkr_settings({"host": {"allow_anonymous": True}})
-async def test_an_anonymous_socket_is_a_user_named_by_its_sid(tkr_client: Any, tkr_connect: Any) -> None:
+async def test_an_anonymous_socket_is_a_user_named_by_its_sid(tkr_client: Any, tkr_connect: Any, observer: Observer) -> None:
     anonymous = await tkr_connect(None)
+    [principal] = observer.connects
+    assert (principal.kind, principal.name) == ("user", "anonymous")
     session = (await anonymous.call("session:create", {}, namespace="/chat", timeout=5))["session"]
     creator = session["created_by"]
     assert creator.startswith("anonymous-") and len(creator) > len("anonymous-")
     assert anonymous.get_sid("/chat").startswith(creator.removeprefix("anonymous-"))
-    assert session["members"] == [{"id": creator, "kind": "user"}]
+    assert session["members"] == [{"id": creator, "kind": "user"}] and creator == principal.id
 
 
 @pytest.mark.tkr_settings({"host": {"allow_anonymous": True}})
