@@ -108,7 +108,9 @@ async def test_a_value_that_is_not_json_is_named_with_the_documented_problem(tkr
         ({"metadata": {"score": float("inf")}}, "metadata.score", "NaN and Infinity are not JSON numbers"),
         ({"title": "a\ud800b"}, "title", "a string with a lone surrogate, which is not valid UTF-8"),
         ({"metadata": {"notes": {"\udfff": 1}}}, "metadata.notes", "a key with a lone surrogate, which is not valid UTF-8"),
+        ({"\ud800": 1}, "", "a key with a lone surrogate, which is not valid UTF-8"),
     ]
     for payload, field, problem in cases:
         ack = await alice.call("session:create", payload)
         assert refused_fields(ack) == [{"field": field, "problem": problem}], payload
+        assert ack["error"]["message"] == f"Invalid fields: {field or '(payload)'}."
