@@ -73,7 +73,10 @@ def _field_problem(problem: Any, prefix: str) -> dict[str, str]:
         # pydantic's text repeats the tag the client sent.
         context = problem.get("ctx", {})
         text = f"The value of {context.get('discriminator', 'the tag')} must be one of {context.get('expected_tags', 'the known tags')}"
-    return {"field": prefix + ".".join(loc), "problem": text}
+    # An error of the whole model (a root union's tag) has no location: it is the prefix's
+    # field itself, ``payload``, not ``payload.``.
+    field = prefix + ".".join(loc) if loc else prefix.removesuffix(".")
+    return {"field": field, "problem": text}
 
 
 def json_problem(data: Any) -> tuple[str, str] | None:
@@ -104,6 +107,33 @@ def json_problem(data: Any) -> tuple[str, str] | None:
                 stack.append((name, item))
         elif isinstance(value, list):
             stack.extend((f"{path}.{index}" if path else str(index), item) for index, item in enumerate(value))
+    return None
+
+
+#: How deep an event payload may nest objects and arrays, the event's own object
+#: being level 1 (docs/protocol.md, "Transport and limits"). Without a bound, a
+#: small payload nested a few hundred levels passed the size check, was stored
+#: (a session's ``metadata``), and then failed pydantic's serialization on every
+#: later read: one ``session:create`` broke its creator's ``session:list`` for good.
+MAX_PAYLOAD_DEPTH = 32
+
+
+def too_deep(data: dict[str, Any], limit: int = MAX_PAYLOAD_DEPTH) -> str | None:
+    """The top-level key under which ``data`` nests deeper than ``limit`` levels, if any.
+
+    Only containers are walked (a stack, not recursion), so the usual payload,
+    a few small objects, costs a few steps.
+    """
+    for key, value in data.items():
+        if not isinstance(value, (dict, list)):
+            continue
+        stack: list[tuple[Any, int]] = [(value, 2)]
+        while stack:
+            container, depth = stack.pop()
+            if depth > limit:
+                return key
+            items = container.values() if isinstance(container, dict) else container
+            stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
     return None
 
 
@@ -326,4 +356,10 @@ class Dispatcher:
         if size > limit:
             raise HostError("validation.too_large", message=f"The payload is {size} bytes; at most {limit} are allowed.",
                             details={"size": size, "limit": limit})
+        deep = too_deep(data)
+        if deep is not None:
+            field_name = deep if _LOCATION_PART.fullmatch(deep) else "(key)"
+            raise HostError("validation.payload", message=f"Invalid fields: {field_name}.",
+                            details={"fields": [{"field": field_name,
+                                                 "problem": f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"}]})
         return data

@@ -68,6 +68,7 @@ EVENT_CODES: dict[tuple[str, str], str] = {
     ("message:receipt", "not_found.session"): "tests/contract/test_gaps.py::test_a_receipt_for_an_unknown_session_is_not_found_session",
     ("message:receipt", "permission.not_member"): "tests/test_chat.py::test_receipt_errors",
     ("session:create", "rate_limit.sessions"): "plugins/tkr-ratelimit/tests/test_ratelimit.py::test_new_sessions_are_limited_per_principal",
+    ("session:join", "store.unavailable"): "tests/test_chat_join_failure.py::test_a_failed_first_join_leaves_the_socket_out_of_the_session",
     ("session:invite", "conflict.member_id"): "tests/test_hardening_identity_kinds.py::test_an_id_names_one_principal_in_a_session",
     ("session:invite", "permission.invite"): "tests/contract/test_gaps.py::test_invite_by_a_member_who_is_not_the_creator_is_permission_invite",
     ("session:invite", "permission.not_member"): "tests/contract/test_gaps.py::test_invite_by_a_non_member_is_permission_not_member",
