@@ -424,6 +424,19 @@ async def test_writes_commit_with_their_message(store: PeeweeStore) -> None:
     assert_released(store)
 
 
+async def test_a_context_written_with_its_message_expires_when_it_says(store: PeeweeStore) -> None:
+    # The append's own SQL writes the expiry (statements.py), not put_context: the same
+    # millisecond must come back, and the context must go at that moment as put_context's does.
+    session_id = await new_session(store, ECHO)
+    now = datetime.now(UTC)
+    soon = now + timedelta(seconds=5)
+    await store.append_message(draft(session_id, "c-1", writes=[context(session_id, "soon", ("echo",), soon)]), ["echo"])
+    [listed] = await store.list_contexts(session_id, "echo", now)
+    assert abs((listed.expires_at - soon).total_seconds()) < 0.002
+    assert await store.list_contexts(session_id, "echo", now + timedelta(seconds=10)) == []
+    assert_released(store)
+
+
 async def test_a_write_that_fails_takes_its_message_with_it(store: PeeweeStore) -> None:
     session_id = await new_session(store, ECHO)
     # The write names a session that does not exist: its foreign key fails, in
