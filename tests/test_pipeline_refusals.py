@@ -73,3 +73,12 @@ async def test_a_refused_rate_limited_message_is_a_rate_limited_event(tkr_client
     assert ack["error"]["message"] == "Too many messages."  # the table's default message
     limited = [event for event in events.seen if event.kind == "rate_limited"]
     assert len(limited) == 1 and limited[0].principal_id == "alice" and limited[0].namespace == "/chat"
+
+
+async def test_a_bad_payload_names_its_field_under_payload(tkr_client: Any) -> None:
+    # docs/protocol.md, Error: "Fields inside a `message:send` payload are named `payload.<field>`".
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    ack = await alice.call("message:send", {"session_id": session_id, "client_id": "c-1", "type": "text", "payload": {}})
+    assert ack["ok"] is False and ack["error"]["code"] == "validation.payload"
+    assert [problem["field"] for problem in ack["error"]["details"]["fields"]] == ["payload.text"]
