@@ -96,3 +96,14 @@ async def test_to_names_an_agent_invited_on_another_node(tkr_settings: dict[str,
         assert ack["ok"] is True, ack
     finally:
         await stop_other()
+
+
+async def test_an_optional_field_left_out_stays_out_of_the_stored_payload(tkr_client: Any) -> None:
+    # docs/protocol.md, Message: "an optional field that was left out and has no default
+    # (a `task`'s `description?`, say) stays out, never stored as `null`".
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["worker"])
+    create = task(session_id, "c-task", task_id="t1", action="create", title="Summarise")
+    assert (await alice.call("message:send", create))["ok"] is True
+    [stored_task] = await alice.history(session_id)
+    assert stored_task["payload"] == {"task_id": "t1", "action": "create", "title": "Summarise"}
