@@ -1,0 +1,102 @@
+"""A third-party message type's ``ctx.checks`` and ``ctx.after_store``, each on its own.
+
+docs/host-api.md, ``MessageContext``: ``checks`` "run under the session's lock just before
+the append" and ``after_store`` "run under it once the message is stored"; a check may refuse
+with ``HostError`` (``MessageType``). The built-in ``task`` type uses both at once, so these two
+types take one each: a type with checks only, and one with side effects only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from tkr_host import HostError, hookimpl
+from tkr_host.testing import eventually
+from tkr_host.types import Message, MessageDraft
+
+
+class Probe(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    refuse: bool = False
+
+
+class Checked:
+    """A type whose only extra is a check: it refuses a payload with ``refuse: true``."""
+
+    name = "probe.checked"
+    payload_model = Probe
+
+    async def handle(self, ctx: Any, draft: MessageDraft) -> None:
+        async def check(draft: MessageDraft) -> None:
+            if draft.payload["refuse"]:
+                raise HostError("validation.payload", message="Refused by the probe's check.")
+
+        ctx.checks.append(check)
+
+
+class Effects:
+    """A type whose only extra is a side effect: it keeps the id of every message stored."""
+
+    name = "probe.effects"
+    payload_model = Probe
+
+    def __init__(self) -> None:
+        self.stored: list[str] = []
+
+    async def handle(self, ctx: Any, draft: MessageDraft) -> None:
+        async def side_effect(message: Message) -> None:
+            self.stored.append(message.id)
+
+        ctx.after_store.append(side_effect)
+
+
+class ProbeTypes:
+    __name__ = "probe-types"
+
+    def __init__(self) -> None:
+        self.checked, self.effects = Checked(), Effects()
+
+    @hookimpl
+    def register_message_types(self, host: Any) -> list[Any]:
+        return [self.checked, self.effects]
+
+
+@pytest.fixture
+def probes() -> ProbeTypes:
+    return ProbeTypes()
+
+
+@pytest.fixture
+def tkr_plugins(probes: ProbeTypes) -> list[Any]:
+    return [probes]
+
+
+def send(session_id: str, message_type: str, client_id: str, refuse: bool = False) -> dict[str, Any]:
+    return {"session_id": session_id, "client_id": client_id, "type": message_type, "payload": {"refuse": refuse}}
+
+
+async def test_a_type_with_checks_only_has_them_run(tkr_client: Any) -> None:
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    refused = await alice.call("message:send", send(session_id, "probe.checked", "c-1", refuse=True))
+    assert refused["ok"] is False and refused["error"]["code"] == "validation.payload", refused
+    accepted = await alice.call("message:send", send(session_id, "probe.checked", "c-2"))
+    assert accepted["ok"] is True, accepted
+    assert [m["id"] for m in await alice.history(session_id)] == [accepted["message"]["id"]]
+
+
+async def test_a_type_with_side_effects_only_has_them_run_once_per_stored_message(tkr_client: Any, probes: ProbeTypes) -> None:
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    first = await alice.call("message:send", send(session_id, "probe.effects", "c-1"))
+    assert first["ok"] is True, first
+    await eventually(lambda: first["message"]["id"] in probes.effects.stored, what="the side effect")
+    again = await alice.call("message:send", send(session_id, "probe.effects", "c-1"))
+    assert again["duplicate"] is True  # a duplicate: the side effects do not run (docs/host-api.md's stored once)
+    sentinel = await alice.call("message:send", send(session_id, "probe.effects", "c-2"))
+    await eventually(lambda: sentinel["message"]["id"] in probes.effects.stored, what="the sentinel's side effect")
+    assert probes.effects.stored == [first["message"]["id"], sentinel["message"]["id"]]
