@@ -3,7 +3,8 @@
 docs/host-api.md, ``MessageContext``: ``checks`` "run under the session's lock just before
 the append" and ``after_store`` "run under it once the message is stored"; a check may refuse
 with ``HostError`` (``MessageType``). The built-in ``task`` type uses both at once, so these two
-types take one each: a type with checks only, and one with side effects only.
+types take one each: a type with checks only, and one with side effects only. A side effect
+that raises "is logged and undoes nothing" (the same page).
 """
 
 from __future__ import annotations
@@ -54,15 +55,34 @@ class Effects:
         ctx.after_store.append(side_effect)
 
 
+class Failing:
+    """A type with two side effects, the first of which raises."""
+
+    name = "probe.failing"
+    payload_model = Probe
+
+    def __init__(self) -> None:
+        self.after_the_failure: list[str] = []
+
+    async def handle(self, ctx: Any, draft: MessageDraft) -> None:
+        async def fails(message: Message) -> None:
+            raise RuntimeError("the probe's side effect failed")
+
+        async def runs(message: Message) -> None:
+            self.after_the_failure.append(message.id)
+
+        ctx.after_store.extend([fails, runs])
+
+
 class ProbeTypes:
     __name__ = "probe-types"
 
     def __init__(self) -> None:
-        self.checked, self.effects = Checked(), Effects()
+        self.checked, self.effects, self.failing = Checked(), Effects(), Failing()
 
     @hookimpl
     def register_message_types(self, host: Any) -> list[Any]:
-        return [self.checked, self.effects]
+        return [self.checked, self.effects, self.failing]
 
 
 @pytest.fixture
@@ -100,3 +120,15 @@ async def test_a_type_with_side_effects_only_has_them_run_once_per_stored_messag
     sentinel = await alice.call("message:send", send(session_id, "probe.effects", "c-2"))
     await eventually(lambda: sentinel["message"]["id"] in probes.effects.stored, what="the sentinel's side effect")
     assert probes.effects.stored == [first["message"]["id"], sentinel["message"]["id"]]
+
+
+async def test_a_side_effect_that_raises_undoes_nothing(tkr_client: Any, probes: ProbeTypes) -> None:
+    alice, bob = await tkr_client("alice"), await tkr_client("bob")
+    session_id = await alice.create_session()
+    await alice.ok("session:invite", {"session_id": session_id, "member": {"id": "bob", "kind": "user"}})
+    await bob.join(session_id)
+    ack = await alice.call("message:send", send(session_id, "probe.failing", "c-1"))
+    assert ack["ok"] is True and ack["duplicate"] is False, ack
+    assert probes.failing.after_the_failure == [ack["message"]["id"]]  # the next side effect ran
+    await bob.wait_for("message", lambda m: m["id"] == ack["message"]["id"])
+    assert [m["id"] for m in await alice.history(session_id)] == [ack["message"]["id"]]
