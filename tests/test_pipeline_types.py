@@ -4,11 +4,13 @@ docs/host-api.md, ``MessageContext``: ``checks`` "run under the session's lock j
 the append" and ``after_store`` "run under it once the message is stored"; a check may refuse
 with ``HostError`` (``MessageType``). The built-in ``task`` type uses both at once, so these two
 types take one each: a type with checks only, and one with side effects only. A side effect
-that raises "is logged and undoes nothing" (the same page).
+that raises "is logged and undoes nothing" (the same page). docs/protocol.md, Message: the
+payload is stored "as its type's model returns it in JSON form".
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -74,6 +76,20 @@ class Failing:
         ctx.after_store.extend([fails, runs])
 
 
+class Ticket(BaseModel):
+    """A lax model (as a third party may write one) with a field JSON has no type for."""
+
+    ticket: uuid.UUID
+
+
+class Ticketed:
+    name = "probe.ticket"
+    payload_model = Ticket
+
+    async def handle(self, ctx: Any, draft: MessageDraft) -> None:
+        pass
+
+
 class ProbeTypes:
     __name__ = "probe-types"
 
@@ -82,7 +98,7 @@ class ProbeTypes:
 
     @hookimpl
     def register_message_types(self, host: Any) -> list[Any]:
-        return [self.checked, self.effects, self.failing]
+        return [self.checked, self.effects, self.failing, Ticketed()]
 
 
 @pytest.fixture
@@ -132,3 +148,13 @@ async def test_a_side_effect_that_raises_undoes_nothing(tkr_client: Any, probes:
     assert probes.failing.after_the_failure == [ack["message"]["id"]]  # the next side effect ran
     await bob.wait_for("message", lambda m: m["id"] == ack["message"]["id"])
     assert [m["id"] for m in await alice.history(session_id)] == [ack["message"]["id"]]
+
+
+async def test_a_payload_is_stored_in_its_models_json_form(tkr_client: Any) -> None:
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    ticket = str(uuid.uuid4())
+    ack = await alice.call("message:send", {"session_id": session_id, "client_id": "c-1", "type": "probe.ticket", "payload": {"ticket": ticket}})
+    assert ack["ok"] is True, ack
+    [stored] = await alice.history(session_id)
+    assert stored["payload"] == {"ticket": ticket}
