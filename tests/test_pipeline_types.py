@@ -4,7 +4,8 @@ docs/host-api.md, ``MessageContext``: ``checks`` "run under the session's lock j
 the append" and ``after_store`` "run under it once the message is stored"; a check may refuse
 with ``HostError`` (``MessageType``). The built-in ``task`` type uses both at once, so these two
 types take one each: a type with checks only, and one with side effects only. A side effect
-that raises "is logged and undoes nothing" (the same page). docs/protocol.md, Message: the
+that raises "is logged and undoes nothing", and "`ctx.checks` never see a resend" (the same
+page). docs/protocol.md, Message: the
 payload is stored "as its type's model returns it in JSON form".
 """
 
@@ -33,8 +34,12 @@ class Checked:
     name = "probe.checked"
     payload_model = Probe
 
+    def __init__(self) -> None:
+        self.checked: list[str | None] = []
+
     async def handle(self, ctx: Any, draft: MessageDraft) -> None:
         async def check(draft: MessageDraft) -> None:
+            self.checked.append(draft.client_id)
             if draft.payload["refuse"]:
                 raise HostError("validation.payload", message="Refused by the probe's check.")
 
@@ -158,3 +163,14 @@ async def test_a_payload_is_stored_in_its_models_json_form(tkr_client: Any) -> N
     assert ack["ok"] is True, ack
     [stored] = await alice.history(session_id)
     assert stored["payload"] == {"ticket": ticket}
+
+
+async def test_checks_never_see_a_resend(tkr_client: Any, probes: ProbeTypes) -> None:
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    first = await alice.call("message:send", send(session_id, "probe.checked", "c-1"))
+    assert first["ok"] is True, first
+    # Resent as one that the check would refuse: a check that saw it would refuse it.
+    again = await alice.call("message:send", send(session_id, "probe.checked", "c-1", refuse=True))
+    assert again["ok"] is True and again["duplicate"] is True and again["message"] == first["message"], again
+    assert probes.checked.checked == ["c-1"]
