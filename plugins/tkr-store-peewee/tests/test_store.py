@@ -65,6 +65,15 @@ async def test_create_session_makes_the_creator_a_member(store: PeeweeStore) -> 
     assert_released(store)
 
 
+async def test_a_session_of_its_creator_alone_reads_back(store: PeeweeStore) -> None:
+    # One member is one row of the session's read (statements.py's SESSION, a join on members).
+    session = await store.create_session("Alone", ALICE, [], {})
+    loaded = await store.get_session(session.id)
+    assert loaded == session
+    assert loaded is not None and loaded.members == [ALICE] and loaded.metadata == {}
+    assert_released(store)
+
+
 async def test_list_sessions_newest_first_and_only_mine(store: PeeweeStore) -> None:
     first = await store.create_session("one", ALICE, [], {})
     second = await store.create_session("two", BOB, [ALICE], {})
