@@ -183,6 +183,18 @@ async def test_same_client_id_returns_the_first_message(store: PeeweeStore) -> N
     assert_released(store)
 
 
+async def test_a_duplicate_without_agents_takes_no_seq(store: PeeweeStore) -> None:
+    # docs/protocol.md: seq "has no gaps". A message with no agents and no writes is
+    # SQLite's two-statement path, whose refused insert gives the counter's bump back by hand.
+    session_id = await new_session(store)
+    first = await store.append_message(draft(session_id, "c-1"), [])
+    again = await store.append_message(draft(session_id, "c-1"), [])
+    assert again.duplicate and again.message == first.message
+    assert await last_seq(store, session_id) == 1
+    assert (await store.append_message(draft(session_id, "c-2"), [])).message.seq == 2
+    assert_released(store)
+
+
 async def test_a_preset_id_stored_twice_is_a_duplicate(store: PeeweeStore) -> None:
     session_id = await new_session(store)
     first = await store.append_message(draft(session_id, None, sender=ECHO, id="stream-1"), [])
@@ -348,6 +360,18 @@ async def test_deliveries_survive_a_restart(store: PeeweeStore, open_store: Open
     assert again.duplicate and again.message.id == sent[0].id
 
 
+async def test_a_delivery_row_names_its_agent_message_session_and_time(store: PeeweeStore) -> None:
+    # README, "Tables": a delivery row holds the agent, the message, its session and, as
+    # created_at, the message's ts.
+    session_id = await new_session(store, ECHO)
+    message = (await store.append_message(draft(session_id, "c-1"), ["echo"])).message
+    rows = await store.db.list(DeliveryRow.select().bind(store.db))
+    await store.db.aclose()
+    assert [(r.agent_id, r.message_id, r.session_id, r.created_at, bool(r.acked)) for r in rows] == [
+        ("echo", message.id, session_id, message.ts, False)
+    ]
+
+
 async def test_an_acked_delivery_row_records_when(store: PeeweeStore) -> None:
     session_id = await new_session(store, ECHO)
     message = (await store.append_message(draft(session_id, "c-1"), ["echo"])).message
@@ -443,6 +467,15 @@ async def test_a_context_written_with_its_message_expires_when_it_says(store: Pe
     [listed] = await store.list_contexts(session_id, "echo", now)
     assert abs((listed.expires_at - soon).total_seconds()) < 0.002
     assert await store.list_contexts(session_id, "echo", now + timedelta(seconds=10)) == []
+    assert_released(store)
+
+
+async def test_writes_of_a_message_for_no_agent_commit_with_it(store: PeeweeStore) -> None:
+    # A message with writes and no agents (a task nobody is assigned) still saves its rows.
+    session_id = await new_session(store)
+    writes = [TaskWrite(session_id, "t-1", {"task_id": "t-1", "state": "submitted"})]
+    assert (await store.append_message(draft(session_id, "c-1", writes=writes), [])).message.seq == 1
+    assert await store.get_task(session_id, "t-1") == {"task_id": "t-1", "state": "submitted"}
     assert_released(store)
 
 
