@@ -55,7 +55,7 @@ async def test_an_agents_event_is_checked_at_its_documented_bounds(tkr_client: A
 
 @pytest.mark.parametrize(("field", "value", "code"), [
     ("in_reply_to", "", "validation.payload"), ("in_reply_to", "m" * 65, "validation.payload"),
-    ("in_reply_to", "m" * 64, "not_found.message"),
+    ("in_reply_to", "m" * 64, "not_found.message"), ("in_reply_to", "m", "not_found.message"),
     ("to", "", "validation.payload"), ("to", "a" * 201, "validation.payload"), ("to", "a" * 200, "validation.recipient"),
     ("to", "a", "validation.recipient"),
 ])
