@@ -39,6 +39,8 @@ async def test_the_agent_cannot_write_to_a_stopped_stream(tkr_client):
     assert late_chunk["ok"] is False and late_chunk["error"]["code"] == "conflict.stream_closed" and late_chunk["error"]["hint"]
     late_end = await echo.call("stream:end", {"message_id": message_id})
     assert late_end["error"]["code"] == "conflict.stream_closed"
+    # docs/protocol.md's table of codes: "`details.message_id` names it".
+    assert late_chunk["error"]["details"]["message_id"] == message_id and late_end["error"]["details"]["message_id"] == message_id
     # Stopping twice: the stream is finished.
     again = await alice.call("stream:stop", {"session_id": session_id, "message_id": message_id})
     assert again["error"]["code"] == "not_found.stream"
