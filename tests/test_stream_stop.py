@@ -3,6 +3,8 @@ an agent's reply; it is stored as ``stopped`` and the agent is told."""
 
 from __future__ import annotations
 
+import pytest
+
 
 async def _streaming(tkr_client, text: str = "half a th"):
     alice = await tkr_client("alice")
@@ -99,3 +101,17 @@ async def test_an_agent_may_end_its_own_stream_as_incomplete(tkr_client):
     bad = await echo.call("stream:end", {"message_id": empty, "status": "stopped"})
     assert bad["error"]["code"] == "validation.payload"  # only a member stops a stream
     assert [m["status"] for m in await alice.history(session_id)] == ["complete", "incomplete"]
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("session_id", "", "validation.payload"), ("session_id", "s" * 65, "validation.payload"),
+    ("session_id", "s", "not_found.session"), ("session_id", "s" * 64, "not_found.session"),
+    ("message_id", "", "validation.payload"), ("message_id", "m" * 65, "validation.payload"),
+    ("message_id", "m", "not_found.stream"), ("message_id", "m" * 64, "not_found.stream"),
+])
+async def test_stream_stop_is_checked_at_its_documented_bounds(tkr_client, field, value, code):
+    # docs/protocol.md, stream:stop: `session_id` and `message_id` are 1–64 characters.
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["echo"])
+    ack = await alice.call("stream:stop", {"session_id": session_id, "message_id": "m-1", field: value})
+    assert ack["ok"] is False and ack["error"]["code"] == code, ack
