@@ -32,6 +32,7 @@ async def test_a_member_stops_a_reply_it_is_stored_as_stopped_and_the_agent_is_t
     assert (await alice.join(session_id))["streams"] == []
     history = await alice.history(session_id)
     assert [(m["id"], m["status"]) for m in history] == [(asked, "complete"), (message_id, "stopped")]
+    assert ack["message"]["ts"] == history[1]["ts"]  # the ack is the stored message's {id, seq, ts}
 
 
 async def test_the_agent_cannot_write_to_a_stopped_stream(tkr_client):
