@@ -55,7 +55,7 @@ async def test_an_agents_event_is_checked_at_its_documented_bounds(tkr_client: A
 
 @pytest.mark.parametrize(("field", "value", "code"), [
     ("in_reply_to", "", "validation.payload"), ("in_reply_to", "m" * 65, "validation.payload"),
-    ("in_reply_to", "m" * 64, "not_found.message"),
+    ("in_reply_to", "m" * 64, "not_found.message"), ("in_reply_to", "m", "not_found.message"),
     ("to", "", "validation.payload"), ("to", "a" * 201, "validation.payload"), ("to", "a" * 200, "validation.recipient"),
     ("to", "a", "validation.recipient"),
 ])
@@ -108,3 +108,14 @@ async def test_stream_end_takes_the_status_complete_when_named(tkr_client: Any) 
     ended = await echo.ok("stream:end", {"message_id": message_id, "status": "complete"})
     stored = await alice.wait_for("message", lambda m: m["id"] == ended["message"]["id"])
     assert stored["payload"]["text"] == "done"
+
+
+async def test_no_such_stream_carries_the_tables_message_and_hint(tkr_client: Any) -> None:
+    # docs/protocol.md's table of codes gives `not_found.stream`'s default message and hint,
+    # "the ones an error carries unless it says more".
+    echo = await tkr_client("echo", kind="agent", namespace="/agents")
+    for event, payload in (("stream:chunk", {"message_id": "m", "delta": "x"}), ("stream:end", {"message_id": "m"})):
+        error = (await echo.call(event, payload))["error"]
+        assert error["code"] == "not_found.stream", error
+        assert error["message"] == "There is no open stream with that id."
+        assert error["hint"] == "Start a stream with stream:start and use the message_id it returns."

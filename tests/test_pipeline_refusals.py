@@ -2,7 +2,8 @@
 
 - docs/protocol.md's table of codes: ``validation.unknown_type``'s ``details.types`` lists the
   types there are (``text``, ``context`` and ``task`` with the default plugins, PROTOCOL.md
-  "Message types").
+  "Message types"); it and ``rate_limit.exceeded`` carry the table's default message (the
+  page: "The message and hint are the ones an error carries unless it says more").
 - plugins/tkr-guard/README.md: a session the principal is not a member of is an
   ``access_denied`` event, and a refused rate-limited message a ``rate_limited`` one; both reach
   every ``on_security_event`` implementation (docs/plugins.md).
@@ -48,6 +49,7 @@ async def test_an_unknown_type_lists_the_types_there_are(tkr_client: Any) -> Non
     assert ack["ok"] is False and ack["error"]["code"] == "validation.unknown_type"
     assert set(ack["error"]["details"]["types"]) >= DOCUMENTED_TYPES
     assert "no-such-type" not in ack["error"]["details"]["types"]
+    assert ack["error"]["message"] == "No plugin provides that message type."  # the table's default message
 
 
 async def test_a_send_to_a_session_of_others_is_an_access_denied_event(tkr_client: Any, events: SecurityEvents) -> None:
@@ -68,5 +70,15 @@ async def test_a_refused_rate_limited_message_is_a_rate_limited_event(tkr_client
     assert (await alice.send_text(session_id, "the burst"))["ok"]
     ack = await alice.call("message:send", {"session_id": session_id, "client_id": "c-2", "type": "text", "payload": {"text": "one more"}})
     assert ack["ok"] is False and ack["error"]["code"] == "rate_limit.exceeded"
+    assert ack["error"]["message"] == "Too many messages."  # the table's default message
     limited = [event for event in events.seen if event.kind == "rate_limited"]
     assert len(limited) == 1 and limited[0].principal_id == "alice" and limited[0].namespace == "/chat"
+
+
+async def test_a_bad_payload_names_its_field_under_payload(tkr_client: Any) -> None:
+    # docs/protocol.md, Error: "Fields inside a `message:send` payload are named `payload.<field>`".
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session()
+    ack = await alice.call("message:send", {"session_id": session_id, "client_id": "c-1", "type": "text", "payload": {}})
+    assert ack["ok"] is False and ack["error"]["code"] == "validation.payload"
+    assert [problem["field"] for problem in ack["error"]["details"]["fields"]] == ["payload.text"]

@@ -3,6 +3,8 @@ an agent's reply; it is stored as ``stopped`` and the agent is told."""
 
 from __future__ import annotations
 
+import pytest
+
 
 async def _streaming(tkr_client, text: str = "half a th"):
     alice = await tkr_client("alice")
@@ -30,6 +32,7 @@ async def test_a_member_stops_a_reply_it_is_stored_as_stopped_and_the_agent_is_t
     assert (await alice.join(session_id))["streams"] == []
     history = await alice.history(session_id)
     assert [(m["id"], m["status"]) for m in history] == [(asked, "complete"), (message_id, "stopped")]
+    assert ack["message"]["ts"] == history[1]["ts"]  # the ack is the stored message's {id, seq, ts}
 
 
 async def test_the_agent_cannot_write_to_a_stopped_stream(tkr_client):
@@ -39,6 +42,8 @@ async def test_the_agent_cannot_write_to_a_stopped_stream(tkr_client):
     assert late_chunk["ok"] is False and late_chunk["error"]["code"] == "conflict.stream_closed" and late_chunk["error"]["hint"]
     late_end = await echo.call("stream:end", {"message_id": message_id})
     assert late_end["error"]["code"] == "conflict.stream_closed"
+    # docs/protocol.md's table of codes: "`details.message_id` names it".
+    assert late_chunk["error"]["details"]["message_id"] == message_id and late_end["error"]["details"]["message_id"] == message_id
     # Stopping twice: the stream is finished.
     again = await alice.call("stream:stop", {"session_id": session_id, "message_id": message_id})
     assert again["error"]["code"] == "not_found.stream"
@@ -97,3 +102,17 @@ async def test_an_agent_may_end_its_own_stream_as_incomplete(tkr_client):
     bad = await echo.call("stream:end", {"message_id": empty, "status": "stopped"})
     assert bad["error"]["code"] == "validation.payload"  # only a member stops a stream
     assert [m["status"] for m in await alice.history(session_id)] == ["complete", "incomplete"]
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("session_id", "", "validation.payload"), ("session_id", "s" * 65, "validation.payload"),
+    ("session_id", "s", "not_found.session"), ("session_id", "s" * 64, "not_found.session"),
+    ("message_id", "", "validation.payload"), ("message_id", "m" * 65, "validation.payload"),
+    ("message_id", "m", "not_found.stream"), ("message_id", "m" * 64, "not_found.stream"),
+])
+async def test_stream_stop_is_checked_at_its_documented_bounds(tkr_client, field, value, code):
+    # docs/protocol.md, stream:stop: `session_id` and `message_id` are 1–64 characters.
+    alice = await tkr_client("alice")
+    session_id = await alice.create_session(agents=["echo"])
+    ack = await alice.call("stream:stop", {"session_id": session_id, "message_id": "m-1", field: value})
+    assert ack["ok"] is False and ack["error"]["code"] == code, ack

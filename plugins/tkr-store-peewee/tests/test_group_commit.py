@@ -76,9 +76,9 @@ async def test_a_failed_commit_fails_every_append_of_its_batch(open_store: OpenS
     assert (await store.append_message(draft(session_id, "c-9"), [])).message.seq == 1
 
 
-@pytest.mark.parametrize("count", [1, 300])
+@pytest.mark.parametrize("count", [1, 2, 300])
 async def test_every_append_is_answered_whatever_the_batch_size(store: PeeweeStore, count: int) -> None:
-    """A lone append, and more than one batch holds (``MAX_BATCH``)."""
+    """A lone append, two together, and more than one batch holds (``MAX_BATCH``)."""
     session_ids = [(await store.create_session("room", ALICE, [], {})).id for _ in range(3)]
     results = await asyncio.gather(*(store.append_message(draft(session_ids[n % 3], f"c-{n}"), ["echo"]) for n in range(count)))
     assert sorted(r.message.seq for r in results if r.message.session_id == session_ids[0]) == list(range(1, (count + 2) // 3 + 1))

@@ -65,6 +65,15 @@ async def test_create_session_makes_the_creator_a_member(store: PeeweeStore) -> 
     assert_released(store)
 
 
+async def test_a_session_of_its_creator_alone_reads_back(store: PeeweeStore) -> None:
+    # One member is one row of the session's read (statements.py's SESSION, a join on members).
+    session = await store.create_session("Alone", ALICE, [], {})
+    loaded = await store.get_session(session.id)
+    assert loaded == session
+    assert loaded is not None and loaded.members == [ALICE] and loaded.metadata == {}
+    assert_released(store)
+
+
 async def test_list_sessions_newest_first_and_only_mine(store: PeeweeStore) -> None:
     first = await store.create_session("one", ALICE, [], {})
     second = await store.create_session("two", BOB, [ALICE], {})
@@ -171,6 +180,18 @@ async def test_same_client_id_returns_the_first_message(store: PeeweeStore) -> N
     assert not elsewhere.duplicate and elsewhere.message.seq == 1
     assert await store.find_message(session_id, "alice", "c-1") == first.message
     assert await store.find_message(session_id, "alice", "c-9") is None
+    assert_released(store)
+
+
+async def test_a_duplicate_without_agents_takes_no_seq(store: PeeweeStore) -> None:
+    # docs/protocol.md: seq "has no gaps". A message with no agents and no writes is
+    # SQLite's two-statement path, whose refused insert gives the counter's bump back by hand.
+    session_id = await new_session(store)
+    first = await store.append_message(draft(session_id, "c-1"), [])
+    again = await store.append_message(draft(session_id, "c-1"), [])
+    assert again.duplicate and again.message == first.message
+    assert await last_seq(store, session_id) == 1
+    assert (await store.append_message(draft(session_id, "c-2"), [])).message.seq == 2
     assert_released(store)
 
 
@@ -339,6 +360,18 @@ async def test_deliveries_survive_a_restart(store: PeeweeStore, open_store: Open
     assert again.duplicate and again.message.id == sent[0].id
 
 
+async def test_a_delivery_row_names_its_agent_message_session_and_time(store: PeeweeStore) -> None:
+    # README, "Tables": a delivery row holds the agent, the message, its session and, as
+    # created_at, the message's ts.
+    session_id = await new_session(store, ECHO)
+    message = (await store.append_message(draft(session_id, "c-1"), ["echo"])).message
+    rows = await store.db.list(DeliveryRow.select().bind(store.db))
+    await store.db.aclose()
+    assert [(r.agent_id, r.message_id, r.session_id, r.created_at, bool(r.acked)) for r in rows] == [
+        ("echo", message.id, session_id, message.ts, False)
+    ]
+
+
 async def test_an_acked_delivery_row_records_when(store: PeeweeStore) -> None:
     session_id = await new_session(store, ECHO)
     message = (await store.append_message(draft(session_id, "c-1"), ["echo"])).message
@@ -421,6 +454,28 @@ async def test_writes_commit_with_their_message(store: PeeweeStore) -> None:
     # A duplicate saves nothing again.
     again = await store.append_message(draft(session_id, "c-1", writes=[TaskWrite(session_id, "t-1", {"task_id": "t-1", "state": "working"})]), [])
     assert again.duplicate and await store.get_task(session_id, "t-1") == {"task_id": "t-1", "state": "submitted"}
+    assert_released(store)
+
+
+async def test_a_context_written_with_its_message_expires_when_it_says(store: PeeweeStore) -> None:
+    # The append's own SQL writes the expiry (statements.py), not put_context: the same
+    # millisecond must come back, and the context must go at that moment as put_context's does.
+    session_id = await new_session(store, ECHO)
+    now = datetime.now(UTC)
+    soon = now + timedelta(seconds=5)
+    await store.append_message(draft(session_id, "c-1", writes=[context(session_id, "soon", ("echo",), soon)]), ["echo"])
+    [listed] = await store.list_contexts(session_id, "echo", now)
+    assert abs((listed.expires_at - soon).total_seconds()) < 0.002
+    assert await store.list_contexts(session_id, "echo", now + timedelta(seconds=10)) == []
+    assert_released(store)
+
+
+async def test_writes_of_a_message_for_no_agent_commit_with_it(store: PeeweeStore) -> None:
+    # A message with writes and no agents (a task nobody is assigned) still saves its rows.
+    session_id = await new_session(store)
+    writes = [TaskWrite(session_id, "t-1", {"task_id": "t-1", "state": "submitted"})]
+    assert (await store.append_message(draft(session_id, "c-1", writes=writes), [])).message.seq == 1
+    assert await store.get_task(session_id, "t-1") == {"task_id": "t-1", "state": "submitted"}
     assert_released(store)
 
 
