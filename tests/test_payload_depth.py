@@ -68,3 +68,14 @@ async def test_a_message_nested_too_deep_is_refused_naming_payload(tkr_client: A
     assert refused_field(ack) == {"field": "payload", "problem": DOCUMENTED_PROBLEM}
     history = await alice.ok("message:history", {"session_id": session["id"]})
     assert history["messages"] == []
+
+
+
+def test_the_depth_walk_does_not_recurse() -> None:
+    # The host measures a payload's size with the json encoder, which gives up near
+    # Python's recursion limit; a payload past that is still refused for its depth, so the
+    # walk that names its field must not recurse itself (its answer is the same one).
+    from tkr_host.dispatch import too_deep
+
+    assert too_deep({"metadata": nested_lists(5000)}) == "metadata"
+    assert too_deep({"title": "t", "metadata": nested_dicts(DOCUMENTED_DEPTH - 2)}) is None

@@ -137,6 +137,12 @@ def too_deep(data: dict[str, Any], limit: int = MAX_PAYLOAD_DEPTH) -> str | None
     return None
 
 
+def _too_deep_error(key: str) -> HostError:
+    field_name = key if _LOCATION_PART.fullmatch(key) else "(key)"
+    return HostError("validation.payload", message=f"Invalid fields: {field_name}.",
+                     details={"fields": [{"field": field_name, "problem": f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"}]})
+
+
 def _encodes(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -349,8 +355,11 @@ class Dispatcher:
                 field_name, what = problem
                 raise HostError("validation.payload", message=f"Invalid fields: {field_name or '(payload)'}.",
                                 details={"fields": [{"field": field_name, "problem": what}]}) from None
-            # nesting deeper than json can walk (binary attachments close the
-            # connection before this, in TkrServer)
+            # Nesting deeper than json can walk is past the documented depth too.
+            deep = too_deep(data)
+            if deep is not None:
+                raise _too_deep_error(deep) from None
+            # (binary attachments close the connection before this, in TkrServer)
             raise HostError("validation.not_object", message="The payload must be plain JSON.") from None
         limit = self.host.settings.host.max_payload_bytes
         if size > limit:
@@ -358,8 +367,5 @@ class Dispatcher:
                             details={"size": size, "limit": limit})
         deep = too_deep(data)
         if deep is not None:
-            field_name = deep if _LOCATION_PART.fullmatch(deep) else "(key)"
-            raise HostError("validation.payload", message=f"Invalid fields: {field_name}.",
-                            details={"fields": [{"field": field_name,
-                                                 "problem": f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"}]})
+            raise _too_deep_error(deep)
         return data
