@@ -79,6 +79,7 @@ EVENT_CODES: dict[tuple[str, str], str] = {
     ("stream:stop", "conflict.stream_closed"): "tests/test_stream_stop.py::test_the_agent_cannot_write_to_a_stopped_stream",
     ("stream:stop", "store.unavailable"): "tests/contract/test_gaps_events.py::test_a_stop_that_cannot_be_stored_is_store_unavailable_and_can_be_sent_again",
     ("stream:stop", "not_found.stream"): "tests/test_stream_stop.py::test_stop_errors",
+    ("stream:stop", "validation.payload"): "tests/test_stream_stop.py::test_stream_stop_is_checked_at_its_documented_bounds",
     ("task:get", "not_found.task"): "tests/contract/test_gaps_events.py::test_task_get_of_a_missing_task_or_an_unknown_session_is_not_found_task",
     ("task:subscribe", "not_found.task"): "tests/contract/test_gaps.py::test_task_subscribe_of_an_unknown_task_is_not_found_task",
     ("task:unsubscribe", "not_found.task"): "plugins/tkr-messages-core/tests/test_task.py::test_unsubscribe_is_for_members_only",
