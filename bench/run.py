@@ -386,37 +386,47 @@ def prefixed(kind: str, figures: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_target(target: str, args: argparse.Namespace, deadline: float) -> dict[str, Any]:
-    """Everything measured for one target in one round."""
+    """Everything measured for one target in one round: each client kind against a server of its own.
+
+    A server of its own, because RSS does not fall when connections close: the
+    second kind's idle connections would reuse the memory the first kind's left
+    behind, and its RSS per idle connection would read a fraction of the truth
+    (4.8 KiB for the host's JS sockets after the Python ones, 20261201T213114Z).
+    """
     secret = secrets.token_urlsafe(48)
     text = ("benchmark message " * (args.text_bytes // 18 + 1))[: args.text_bytes]
-    figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix=f"tkr-bench-{target}-") as directory:
-        server = start_server(target, Path(directory), secret, args.host_workers, args.redis_url)
-        LIVE_SERVERS.append(server)
-        try:
-            await wait_ready(server)
-            log(f"{target}: serving on {server.url} (pid {server.pid})")
-            if "py" in args.client_kinds:
-                figures.update(await run_py(target, server, args, secret, text, deadline))
-            if "js" in args.client_kinds:
-                if args.idle:
-                    idle = await measure_idle_js(server, args.idle, secret)
-                    figures.update(prefixed("js", idle))
-                    log(f"{target} [js]: {idle['idle_connections']} idle connections: {idle['idle_kib_per_connection'] or 0:.1f} KiB of RSS each")
-                figures.update(prefixed("js", await drive_js(target, server, args, secret, text, deadline)))
-            return figures
-        except Exception:
-            log(f"{target}: server log tail:\n{server.log_tail()}")
-            raise
-        finally:
-            stop_workers(LIVE_WORKERS)
-            LIVE_WORKERS.clear()
-            code = server.stop()
-            LIVE_SERVERS.remove(server)
-            figures["server_exit_code"] = code
-            figures["server_warnings"] = server.warnings()
-            figures["server_config"] = server.config_text if target != "node" else None
-            log(f"{target}: stopped (exit code {code}, {len(figures['server_warnings'])} warnings or errors in its log)")
+    figures: dict[str, Any] = {"server_exit_code": [], "server_warnings": [], "server_config": None}
+    for kind in ("py", "js"):
+        if kind not in args.client_kinds:
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"tkr-bench-{target}-") as directory:
+            server = start_server(target, Path(directory), secret, args.host_workers, args.redis_url)
+            LIVE_SERVERS.append(server)
+            try:
+                await wait_ready(server)
+                log(f"{target}: serving on {server.url} (pid {server.pid}) for the {kind} clients")
+                if kind == "py":
+                    figures.update(await run_py(target, server, args, secret, text, deadline))
+                else:
+                    if args.idle:
+                        idle = await measure_idle_js(server, args.idle, secret)
+                        figures.update(prefixed("js", idle))
+                        log(f"{target} [js]: {idle['idle_connections']} idle connections: {idle['idle_kib_per_connection'] or 0:.1f} KiB of RSS each")
+                    figures.update(prefixed("js", await drive_js(target, server, args, secret, text, deadline)))
+            except Exception:
+                log(f"{target}: server log tail:\n{server.log_tail()}")
+                raise
+            finally:
+                stop_workers(LIVE_WORKERS)
+                LIVE_WORKERS.clear()
+                code = server.stop()
+                LIVE_SERVERS.remove(server)
+                warnings = server.warnings()
+                figures["server_exit_code"].append(code)
+                figures["server_warnings"].extend(warnings)
+                figures["server_config"] = server.config_text if target != "node" else None
+                log(f"{target}: stopped (exit code {code}, {len(warnings)} warnings or errors in its log)")
+    return figures
 
 
 async def run_py(target: str, server: Server, args: argparse.Namespace, secret: str, text: str, deadline: float) -> dict[str, Any]:
