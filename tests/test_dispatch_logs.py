@@ -13,13 +13,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tkr_host import Principal, hookimpl
-from tkr_host.logs import make_handler
 from tkr_host.testing import ConnectRefused
 
 log = logging.getLogger("tests.dispatch_logs")
@@ -42,16 +40,6 @@ class Talkative:
 @pytest.fixture
 def tkr_plugins() -> list[Any]:
     return [Talkative()]
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = make_handler("json", stream)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield stream
-    root.removeHandler(handler)
 
 
 def lines_of(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tkr_host import hookimpl
-from tkr_host.logs import JsonFormatter, make_handler
+from tkr_host.logs import JsonFormatter
 from tkr_host.testing import TEST_JWT_SECRET, bound_listener, wait_ready
 
 BIN = Path(sys.executable).parent
@@ -35,16 +35,6 @@ class Broken:
 @pytest.fixture
 def tkr_plugins():
     return [Broken()]
-
-
-@pytest.fixture
-def json_log():
-    stream = io.StringIO()
-    handler = make_handler("json", stream)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield stream
-    root.removeHandler(handler)
 
 
 def lines_of(stream: io.StringIO) -> list[dict]:
