@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import aiohttp
@@ -150,3 +151,18 @@ async def test_the_grafana_dashboard_graphs_only_metrics_that_exist(redis_settin
     assert not (used - exposed), sorted(used - exposed)
     graphed = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used}
     assert set(DOCUMENTED) <= graphed, sorted(set(DOCUMENTED) - graphed)
+
+
+async def test_an_event_is_timed_within_the_time_its_caller_waited(tkr_client, tkr_host):
+    # docs/operations.md: tkr_event_duration_seconds is the time to answer each client
+    # event, ack included. The host's clock and the test's are the same monotonic clock, so
+    # the observed time lies within the caller's own wait for the ack. This bounds the value
+    # by a measured interval, not by a number: it cannot fail because the machine is slow.
+    alice = await tkr_client("alice")
+    started = time.perf_counter()
+    await alice.ok("session:list", {})
+    waited = time.perf_counter() - started
+    _, text = await scrape(tkr_host.url)
+    assert sample(text, "tkr_event_duration_seconds_count", namespace="/chat", event="session:list") == 1
+    observed = sample(text, "tkr_event_duration_seconds_sum", namespace="/chat", event="session:list")
+    assert observed is not None and 0 <= observed <= waited
