@@ -1,11 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from tkr_host.testing import eventually
+from tkr_host.testing import RunningHost, TkrClient, connect_client, eventually, make_token, start_host
+
+#: ``client(node, principal_id, kind="user", namespace="/chat")``: a client connected to one node.
+NodeClient = Callable[..., Awaitable[TkrClient]]
 
 
 @pytest.fixture
@@ -32,3 +37,30 @@ def subscribed(redis_url: str) -> Callable[[str, int], Awaitable[None]]:
             await client.aclose()
 
     return wait
+
+
+@pytest.fixture
+def two_nodes(tkr_plugins: list[Any]) -> Callable[[dict[str, Any]], contextlib.AbstractAsyncContextManager[tuple[RunningHost, RunningHost, NodeClient]]]:
+    """Two hosts on ``settings`` (one store, one Redis) and a ``client`` maker whose clients are
+    closed, then both hosts stopped, when the block ends."""
+
+    @contextlib.asynccontextmanager
+    async def run(settings: dict[str, Any]) -> AsyncIterator[tuple[RunningHost, RunningHost, NodeClient]]:
+        node_a, stop_a = await start_host(settings, tkr_plugins)
+        node_b, stop_b = await start_host(settings, tkr_plugins)
+        clients: list[TkrClient] = []
+
+        async def client(node: RunningHost, principal_id: str, kind: str = "user", namespace: str = "/chat") -> TkrClient:
+            made = TkrClient(await connect_client(node.url, make_token(principal_id, kind), namespace), principal_id, namespace)
+            clients.append(made)
+            return made
+
+        try:
+            yield node_a, node_b, client
+        finally:
+            for made in clients:
+                await made.close()
+            await stop_a()
+            await stop_b()
+
+    return run

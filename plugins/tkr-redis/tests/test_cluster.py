@@ -15,28 +15,14 @@ import aiohttp
 import pytest
 
 from tkr_host import HostError
-from tkr_host.testing import RunningHost, TkrClient, connect_client, deep_merge, eventually, make_token, start_host
+from tkr_host.testing import RunningHost, TkrClient, deep_merge, eventually, make_token
 
 
 @pytest.fixture
-async def nodes(tkr_settings, tkr_plugins, redis_url, channel, subscribed) -> AsyncIterator[tuple[RunningHost, RunningHost, Any]]:
+async def nodes(tkr_settings, two_nodes, redis_url, channel, subscribed) -> AsyncIterator[tuple[RunningHost, RunningHost, Any]]:
     settings = deep_merge(tkr_settings, {"plugins": {"redis": {"url": redis_url, "channel": channel}}})
-    node_a, stop_a = await start_host(settings, tkr_plugins)
-    node_b, stop_b = await start_host(settings, tkr_plugins)
-    clients: list[TkrClient] = []
-
-    async def client(node: RunningHost, principal_id: str, kind: str = "user", namespace: str = "/chat") -> TkrClient:
-        made = TkrClient(await connect_client(node.url, make_token(principal_id, kind), namespace), principal_id, namespace)
-        clients.append(made)
-        return made
-
-    try:
-        yield node_a, node_b, client
-    finally:
-        for made in clients:
-            await made.close()
-        await stop_a()
-        await stop_b()
+    async with two_nodes(settings) as nodes:
+        yield nodes
 
 
 async def listening(subscribed, channel: str) -> None:

@@ -19,31 +19,17 @@ from typing import Any
 
 import pytest
 
-from tkr_host.testing import RunningHost, TkrClient, connect_client, deep_merge, make_token, start_host
+from tkr_host.testing import RunningHost, deep_merge
 
 TTL_S = 3.0  # [plugins.redis] presence_ttl_s: short, yet three refreshes long, so a busy loop never lets a live entry lapse
 DEAD_WITHIN = 20.0  # generous: the TTL, one sweep, and a loaded machine
 
 
 @pytest.fixture
-async def nodes(tkr_settings, tkr_plugins, redis_url, channel) -> AsyncIterator[tuple[RunningHost, RunningHost, Any]]:
+async def nodes(tkr_settings, two_nodes, redis_url, channel) -> AsyncIterator[tuple[RunningHost, RunningHost, Any]]:
     settings = deep_merge(tkr_settings, {"plugins": {"redis": {"url": redis_url, "channel": channel, "presence_ttl_s": TTL_S}}})
-    node_a, stop_a = await start_host(settings, tkr_plugins)
-    node_b, stop_b = await start_host(settings, tkr_plugins)
-    clients: list[TkrClient] = []
-
-    async def client(node: RunningHost, principal_id: str, kind: str = "user", namespace: str = "/chat") -> TkrClient:
-        made = TkrClient(await connect_client(node.url, make_token(principal_id, kind), namespace), principal_id, namespace)
-        clients.append(made)
-        return made
-
-    try:
-        yield node_a, node_b, client
-    finally:
-        for made in clients:
-            await made.close()
-        await stop_a()
-        await stop_b()
+    async with two_nodes(settings) as nodes:
+        yield nodes
 
 
 def stop_refreshing(node: RunningHost) -> None:
