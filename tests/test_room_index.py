@@ -10,36 +10,26 @@ Checked for the host's default manager and for tkr-redis's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from tkr_host import RoomIndex
-from tkr_host.testing import RunningHost, TkrClient, deep_merge, eventually, installed_plugins, start_host
+from tkr_host.testing import RunningHost, TkrClient, deep_merge, eventually, installed_plugins
 
 CHAT = "/chat"
 
 
 @pytest.fixture(params=["default", "redis"])
-def manager_settings(request: pytest.FixtureRequest, tkr_settings: dict[str, Any]) -> dict[str, Any]:
-    """The kit's settings, for the default manager or for tkr-redis's (skipped without a Redis)."""
+def tkr_settings(request: pytest.FixtureRequest, tkr_settings: dict[str, Any]) -> dict[str, Any]:
+    """The kit's settings, for the default manager or for tkr-redis's (skipped without a Redis):
+    the kit's tkr_host and tkr_client then run each test on both managers."""
     if request.param == "default":
         return tkr_settings
     if "redis" not in installed_plugins():
         pytest.skip("tkr-redis is not installed")
     url, channel = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
     return deep_merge(tkr_settings, {"plugins": {"redis": {"url": url, "channel": channel}}})
-
-
-@pytest.fixture
-async def tkr_host(manager_settings: dict[str, Any], tkr_plugins: list[Any]) -> AsyncIterator[RunningHost]:
-    # This module's tkr_host, which the kit's tkr_client connects to: each test runs on both managers.
-    running, stop = await start_host(manager_settings, tkr_plugins)
-    try:
-        yield running
-    finally:
-        await stop()
 
 
 def scanned(manager: Any, namespace: str) -> dict[str, set[Any]]:
