@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tkr_host import _transport
+from tkr_host import _versions as _transport
 from tkr_host.app import create_app
 from tkr_host.config import load_settings
 from tkr_host.testing import default_settings

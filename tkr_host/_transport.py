@@ -7,9 +7,9 @@ Everything else in the host uses the public methods of :class:`SocketIOTransport
 public hooks (``session_refusal``, ``session_opened``, ``session_closed``,
 ``connect_refusal``, ``client_event``, ``malformed``); :class:`tkr_host.server.TkrServer`
 is that subclass. What it relies on was read in the versions that
-``pyproject.toml`` pins, with upper bounds: :func:`check_versions` refuses to
-start on any other (the ranges are read from the installed package's metadata,
-so they are written once, in ``pyproject.toml``).
+``pyproject.toml`` pins, with upper bounds: :func:`tkr_host._versions.check_versions`
+refuses to start on any other (the ranges are read from the installed package's
+metadata, so they are written once, in ``pyproject.toml``).
 
 What the transport adds to the stock stack, without forking a library:
 
@@ -32,6 +32,8 @@ What the transport adds to the stock stack, without forking a library:
   app's policy from a context variable set per request. Under ``tkr-host serve``
   and plain ``hypercorn`` alike, an app that sets no policy keeps Hypercorn's
   behaviour.
+* **Hypercorn's ``read_timeout`` without a task per read**: :mod:`tkr_host._read_deadline`
+  keeps the bound as one deadline per connection (installed here, like the deflate policy).
 """
 
 from __future__ import annotations
@@ -45,26 +47,21 @@ import urllib.parse
 import zlib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import hypercorn.protocol.ws_stream as hypercorn_ws_stream
 import socketio
 from engineio import packet as eio_packet
-from packaging.requirements import Requirement
-from packaging.version import Version
 from socketio import packet
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 
+from tkr_host._read_deadline import install_read_deadline
 from tkr_host._socket_queue import EngineIOServer
-from tkr_host.config import ConfigError
+from tkr_host._versions import TransportVersionError, check_versions
 
 log = logging.getLogger(__name__)
 
-#: The distributions whose internals this module uses; their ranges are pyproject.toml's.
-TRANSPORT_DISTRIBUTIONS = ("python-socketio", "python-engineio", "hypercorn", "wsproto")
-HOST_DISTRIBUTION = "tkr-host"
 #: HTTP methods Engine.IO serves; any other is a bad request, as in the reference server.
 ENGINEIO_METHODS = frozenset({"GET", "POST", "OPTIONS"})
 #: Close code for a second WebSocket of a session that is upgrading or upgraded.
@@ -73,63 +70,6 @@ POLICY_VIOLATION = 1008
 #: (python-engineio would answer it noop after the upgrade was sent), and how often it looks.
 UPGRADE_SETTLE_STEP_S = 0.005
 UPGRADE_SETTLE_STEPS = 10
-
-
-# --- the tested versions ------------------------------------------------------------
-
-
-class TransportVersionError(ConfigError):
-    """An installed library is outside the range the transport was tested with.
-
-    A ConfigError, so that ``tkr-host`` prints it as one line and exits 2."""
-
-
-def supported_ranges() -> dict[str, Requirement]:
-    """The tested range of each transport library, as tkr-host's metadata (pyproject.toml) states it."""
-    ranges: dict[str, Requirement] = {}
-    for line in metadata.requires(HOST_DISTRIBUTION) or []:
-        requirement = Requirement(line)
-        if requirement.marker is None and requirement.name in TRANSPORT_DISTRIBUTIONS:
-            ranges[requirement.name] = requirement
-    return ranges
-
-
-def version_problems(installed: Mapping[str, str] | None = None) -> list[str]:
-    """One sentence per transport library that is missing a range, or installed outside it.
-
-    ``installed`` maps names to versions; by default, what is installed here.
-    """
-    ranges = supported_ranges()
-    problems = []
-    for name in TRANSPORT_DISTRIBUTIONS:
-        requirement = ranges.get(name)
-        if requirement is None or not any(spec.operator in ("<", "<=", "==", "~=") for spec in requirement.specifier):
-            problems.append(f"pyproject.toml names no tested range with an upper bound for {name}")
-            continue
-        version = installed.get(name) if installed is not None else _installed_version(name)
-        if version is None:
-            problems.append(f"{name} is not installed; tkr-host's transport needs {requirement}")
-        elif not requirement.specifier.contains(Version(version), prereleases=True):
-            problems.append(f"{name} {version} is installed, but tkr-host's transport (tkr_host/_transport.py) is tested "
-                            f"with {requirement} only: install a version in that range, or test the transport "
-                            f"against {version} and widen the range in pyproject.toml")
-    return problems
-
-
-def _installed_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def check_versions(installed: Mapping[str, str] | None = None) -> None:
-    """Refuse to run on library versions the transport was not tested with."""
-    problems = version_problems(installed)
-    if problems:
-        for problem in problems:
-            log.critical("%s", problem)
-        raise TransportVersionError("; ".join(problems))
 
 
 # --- permessage-deflate, as the host decides ---------------------------------------
@@ -251,6 +191,7 @@ class SocketIOTransport(socketio.AsyncServer):  # type: ignore[misc]
     def __init__(self, *, ping_interval: float, **options: Any) -> None:
         check_versions()
         install_compression_control()
+        install_read_deadline()
         # Events are answered in tasks the host starts (client_event), not one task per packet.
         super().__init__(async_handlers=False, ping_interval=ping_interval, **options)
         self.ping_interval_ms = round(ping_interval * 1000)

@@ -20,7 +20,7 @@ room, through ``basic_leave_room``) see exactly what they saw before.
 What ``basic_disconnect`` does after leaving the rooms (forgetting the sid's
 callbacks, its pending connect and disconnect) is python-socketio 5.18's, written
 again here since the method is one piece; the transport's version check
-(``tkr_host._transport.check_versions``) bounds the versions it was read in.
+(``tkr_host._versions.check_versions``) bounds the versions it was read in.
 """
 
 from __future__ import annotations

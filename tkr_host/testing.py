@@ -50,7 +50,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from tkr_host import _testservers, lifecycle
 from tkr_host._host import Host
 from tkr_host.app import TkrApp, create_app
-from tkr_host.config import load_settings
+from tkr_host.config import check_read_timeout, load_settings
 
 # The test servers' fixtures and helpers (tkr_host/_testservers.py), re-exported: pytest registers
 # the fixtures it finds in this module, and tests import the helpers from here.
@@ -155,8 +155,16 @@ def tkr_settings(request: pytest.FixtureRequest, tkr_store_url: str) -> dict[str
 
 
 async def start_host(settings: dict[str, Any], plugins: list[Any] | tuple[Any, ...] = ()) -> tuple[RunningHost, Callable[[], Awaitable[None]]]:
-    """Serve a host on a free port in this loop; return it and its stop function."""
-    app = create_app(load_settings(None, **settings), plugins)
+    """Serve a host on a free port in this loop; return it and its stop function.
+
+    A ``"hypercorn"`` table in ``settings`` stands for the config file's top-level keys
+    (Hypercorn's settings), checked as the file's are."""
+    settings = dict(settings)
+    hypercorn_keys = settings.pop("hypercorn", {})
+    loaded = load_settings(None, **settings)
+    loaded.hypercorn = dict(hypercorn_keys)
+    check_read_timeout(loaded, "<test settings>")
+    app = create_app(loaded, plugins)
     # Bind first and hand Hypercorn the descriptor: no race for the port.
     # Listening now: Hypercorn only listens after the app's start-up, which is when
     # this function returns, and a connect before that would be refused.
