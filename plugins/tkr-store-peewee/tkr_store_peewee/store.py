@@ -166,22 +166,25 @@ class PeeweeStore:
             ts=format_ts(utc_now()),
             status=draft.status,
         )
-        async with guarded(self.db, "append_message"):
-            try:
-                # Group commit: the store's writer takes the write turn itself.
+        try:
+            # Group commit: the store's writer task takes the write turn and a pooled
+            # connection of its own, and gives it back; this task holds none to release.
+            async with guarded(self.db, "append_message", release=False):
                 seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)), write_statements(draft.writes, utc_now()))
-            except IntegrityError:
-                # The unique index on (session, sender, client_id), or the
-                # primary key for a preset id: a resend, or a second copy that
-                # raced the first. Our transaction, seq included, was rolled
-                # back; answer with the stored message.
+        except IntegrityError as conflict:
+            # The unique index on (session, sender, client_id), or the
+            # primary key for a preset id: a resend, or a second copy that
+            # raced the first. Our transaction, seq included, was rolled
+            # back; answer with the stored message (read in this task, so released).
+            async with guarded(self.db, "append_message"):
                 existing = await self._existing(draft)
                 if existing is None:
-                    raise
-                return AppendResult(existing, duplicate=True)
+                    raise conflict
+            return AppendResult(existing, duplicate=True)
         if seq is None:
             raise HostError("not_found.session")
-        return AppendResult(message.model_copy(update={"seq": seq}), duplicate=False)
+        message.seq = seq  # the one Message, built before its seq was known; nothing else holds it
+        return AppendResult(message, duplicate=False)
 
     async def _existing(self, draft: MessageDraft) -> Message | None:
         """The stored message ``draft`` repeats: same client_id, or same preset id."""
