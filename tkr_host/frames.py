@@ -16,6 +16,7 @@ answered 400 or the WebSocket closed. Nothing of python-engineio is patched.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -87,6 +88,45 @@ def content_length(scope: Scope) -> int | None:
     return None
 
 
+async def answer_with_unread_body_dropped(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app`` for one HTTP request; when it ends its response before it has read the
+    whole body (a refusal), read and drop the rest while the response's last message goes out.
+
+    Hypercorn hands a body to the app through a queue of ``max_app_queue_size`` (10)
+    messages, and when the response ends it puts ``http.disconnect`` in that queue. An app
+    that answers a long body unread leaves the queue full, so that put waits for ever, in
+    the app's own last ``send``, and so does the connection's read loop with the next piece
+    of the body: the socket and its tasks were held until the process ended.
+    """
+    body_read = False
+
+    async def reading() -> Message:
+        nonlocal body_read
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_read = True
+        return message
+
+    async def sending(message: Message) -> None:
+        if body_read or message["type"] != "http.response.body" or message.get("more_body", False):
+            await send(message)
+            return
+        dropping = asyncio.ensure_future(_drop_until_disconnect(receive))
+        try:
+            await send(message)
+        finally:
+            # The response has ended: Hypercorn's stream is closed and takes no more of the
+            # body, and its http.disconnect is in the queue, so no put can wait now.
+            dropping.cancel()
+
+    await app(scope, reading, sending)
+
+
+async def _drop_until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class FrameGuard:
     """ASGI middleware for the Engine.IO path: refuses malformed frames before the library sees them."""
 
@@ -104,7 +144,13 @@ class FrameGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
-        elif scope["type"] == "http" and scope.get("method") == "POST" and query_sid(scope) is not None:
+        elif scope["type"] == "http":
+            await answer_with_unread_body_dropped(self._http, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") == "POST" and query_sid(scope) is not None:
             await self._polling_post(scope, receive, send)
         else:
             await self.app(scope, receive, send)
