@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from tkr_host.config import ConfigError, load_settings
+from tkr_host.testing import closed_by_server
 
 DOCUMENTED_UNCONNECTED_SESSIONS = 16
 DOCUMENTED_KEEP_ALIVE_TIMEOUT_S = 5.0
@@ -72,19 +73,6 @@ async def test_handshakes_without_a_namespace_do_not_pile_up(tkr_host, tkr_token
 async def open_from(url: str, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     host, port = url.removeprefix("http://").split(":")
     return await asyncio.open_connection(host, int(port), local_addr=(source, 0))
-
-
-async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
-    """True when the server closes (or resets) the connection within ``within`` seconds."""
-    try:
-        async with asyncio.timeout(within):
-            while await reader.read(4096):
-                pass
-    except TimeoutError:
-        return False
-    except ConnectionError:
-        return True
-    return True
 
 
 async def healthz_from(url: str, source: str) -> int:

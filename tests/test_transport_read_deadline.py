@@ -21,7 +21,7 @@ from hypercorn.asyncio import tcp_server
 
 from tkr_host import _read_deadline
 from tkr_host._versions import TransportVersionError
-from tkr_host.testing import RunningHost, TkrClient
+from tkr_host.testing import RunningHost, TkrClient, closed_by_server
 
 #: Heartbeats of 0.5 + 0.5 s let read_timeout be as short as a test wants (it must exceed their sum).
 READ_TIMEOUT_S = 3.0
@@ -33,19 +33,6 @@ async def engineio_sid(url: str) -> str:
         opening = await response.text()
     assert opening.startswith("0{"), opening
     return str(json.loads(opening[1:])["sid"])
-
-
-async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
-    """True when the server ends the connection within ``seconds``."""
-    try:
-        async with asyncio.timeout(seconds):
-            while await reader.read(4096):
-                pass
-    except TimeoutError:
-        return False
-    except ConnectionError:
-        return True
-    return True
 
 
 @pytest.mark.tkr_settings(SHORT_READ_TIMEOUT)
@@ -72,7 +59,7 @@ async def test_a_post_whose_body_stops_is_closed_and_one_still_sending_is_not(tk
                     pytest.fail(f"the server answered or closed mid-body after {sent} bytes: {early!r}")
         # Silent from now on: a deadline well past read_timeout, which a slow machine cannot
         # miss and a missing bound cannot meet.
-        assert await closed_within(reader, READ_TIMEOUT_S * 5), "the stalled body's connection was never closed"
+        assert await closed_by_server(reader, READ_TIMEOUT_S * 5), "the stalled body's connection was never closed"
     finally:
         writer.close()
 

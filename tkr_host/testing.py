@@ -397,6 +397,20 @@ async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: floa
                 frames.append(message.data)
 
 
+async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
+    """True when the server closes (or resets) a raw TCP connection within ``within`` seconds;
+    what it sends meanwhile is read and dropped."""
+    try:
+        async with asyncio.timeout(within):
+            while await reader.read(4096):
+                pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+    return True
+
+
 async def connect_chat(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
     """Connect a raw socket to ``/chat`` with ``token``; fails unless the connect is accepted."""
     await ws.send_str("40/chat," + json.dumps({"token": token}))
