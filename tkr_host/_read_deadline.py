@@ -33,10 +33,11 @@ from tkr_host._versions import TransportVersionError
 
 #: Hypercorn's own read loop, which this replaces (kept for ``read_timeout = None``).
 _HYPERCORN_READ_DATA: Callable[[Any], Awaitable[None]] = hypercorn_tcp_server.TCPServer._read_data
-#: The names Hypercorn's loop uses, as read in the tested version: a loop that uses
-#: others is not the one replaced here (checked at start-up).
-_HYPERCORN_LOOP_NAMES = frozenset({"reader", "at_eof", "wait_for", "read", "MAX_RECV", "config", "read_timeout",
-                                   "protocol", "handle", "RawData", "Closed"})
+#: Every name Hypercorn's loop uses, as read in the tested version: a loop that uses other
+#: names (another step, another error caught) is not the one replaced here (checked at start-up).
+_HYPERCORN_LOOP_NAMES = frozenset({"reader", "at_eof", "asyncio", "wait_for", "read", "MAX_RECV", "config", "read_timeout",
+                                   "protocol", "handle", "RawData", "Closed", "ConnectionError", "OSError",
+                                   "TimeoutError", "SSLError"})
 
 
 async def read_with_one_deadline(server: Any) -> None:
@@ -59,7 +60,9 @@ async def read_with_one_deadline(server: Any) -> None:
                 deadline.reschedule(None)
                 await server.protocol.handle(RawData(data))
     except TimeoutError:
-        pass  # the connection sent nothing for read_timeout seconds: closed below, as by Hypercorn
+        if not deadline.expired():
+            raise  # from the protocol's handling, which Hypercorn's loop lets through too
+        # The connection sent nothing for read_timeout seconds: closed below, as by Hypercorn.
     await server.protocol.handle(Closed())
 
 
@@ -72,8 +75,9 @@ def install_read_deadline() -> None:
     if current is not _HYPERCORN_READ_DATA or not isinstance(getattr(hypercorn_tcp_server, "MAX_RECV", None), int):
         raise TransportVersionError("hypercorn.asyncio.tcp_server.TCPServer no longer reads through _read_data and "
                                     "MAX_RECV: read_timeout cannot be kept with one deadline per connection")
-    missing = sorted(_HYPERCORN_LOOP_NAMES - set(current.__code__.co_names))
-    if missing:
-        raise TransportVersionError(f"hypercorn's TCPServer._read_data no longer uses {', '.join(missing)}: "
-                                    "read_timeout cannot be kept with one deadline per connection")
+    names = set(current.__code__.co_names)
+    if names != _HYPERCORN_LOOP_NAMES:
+        changed = sorted(names ^ _HYPERCORN_LOOP_NAMES)
+        raise TransportVersionError(f"hypercorn's TCPServer._read_data is not the loop tkr-host read (it differs in "
+                                    f"{', '.join(changed)}): read_timeout cannot be kept with one deadline per connection")
     setattr(tcp_server, "_read_data", read_with_one_deadline)  # noqa: B010 (the one method Hypercorn reads by)

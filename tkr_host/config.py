@@ -145,7 +145,8 @@ def hypercorn_defaults(host: HostSettings) -> dict[str, Any]:
     return {**HYPERCORN_DEFAULTS, "read_timeout": math.ceil(host.ping_interval_s + host.ping_timeout_s) + READ_TIMEOUT_MARGIN_S}
 
 
-def _hypercorn_keys() -> set[str]:
+def hypercorn_setting_names() -> set[str]:
+    """The names of Hypercorn's settings: the top-level keys a config file may hold besides its tables."""
     return {name for name in dir(HypercornConfig) if not name.startswith("_") and not callable(getattr(HypercornConfig, name))}
 
 
@@ -201,7 +202,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     if config_path is not None:
         data = read_toml(config_path)
     where = str(config_path) if config_path else "<environment>"
-    known = _hypercorn_keys()
+    known = hypercorn_setting_names()
     hypercorn: dict[str, Any] = {}
     for key, value in data.items():
         if key in ("host", "plugins"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -37,6 +38,8 @@ CLIENT_PACKET_TYPES = frozenset("123456")
 #: python-engineio's own limit of packets in one polling body (``Payload.max_decode_packets``).
 MAX_PACKETS_PER_BODY = 16
 PACKET_SEPARATOR = "\x1e"
+
+log = logging.getLogger(__name__)
 
 
 def frame_problem(frame: str | bytes | None) -> str | None:
@@ -88,15 +91,23 @@ def content_length(scope: Scope) -> int | None:
     return None
 
 
+#: The most a dropped body's reader waits for Hypercorn's ``http.disconnect``, which it puts
+#: as soon as the response has ended: a bound, should a server not put it.
+DROP_DEADLINE_S = 30.0
+#: The readers dropping bodies now: referenced, so that none is collected while it runs.
+_dropping: set[asyncio.Task[None]] = set()
+
+
 async def answer_with_unread_body_dropped(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Run ``app`` for one HTTP request; when it ends its response before it has read the
-    whole body (a refusal), read and drop the rest while the response's last message goes out.
+    """Run ``app`` for one HTTP request; when its response ends before it has read the whole
+    body (a refusal), or it ends without reading it, the rest is read and dropped.
 
     Hypercorn hands a body to the app through a queue of ``max_app_queue_size`` (10)
     messages, and when the response ends it puts ``http.disconnect`` in that queue. An app
     that answers a long body unread leaves the queue full, so that put waits for ever, in
-    the app's own last ``send``, and so does the connection's read loop with the next piece
-    of the body: the socket and its tasks were held until the process ended.
+    the app's own last ``send`` (or in Hypercorn's, when the app raised), and so does the
+    connection's read loop with the next piece of the body: the socket and its tasks were
+    held until the process ended. The reader started here ends at that ``http.disconnect``.
     """
     body_read = False
 
@@ -107,24 +118,34 @@ async def answer_with_unread_body_dropped(app: ASGIApp, scope: Scope, receive: R
             body_read = True
         return message
 
-    async def sending(message: Message) -> None:
-        if body_read or message["type"] != "http.response.body" or message.get("more_body", False):
-            await send(message)
-            return
-        dropping = asyncio.ensure_future(_drop_until_disconnect(receive))
-        try:
-            await send(message)
-        finally:
-            # The response has ended: Hypercorn's stream is closed and takes no more of the
-            # body, and its http.disconnect is in the queue, so no put can wait now.
-            dropping.cancel()
+    dropping = False
 
-    await app(scope, reading, sending)
+    def drop_the_rest() -> None:
+        nonlocal dropping
+        if not body_read and not dropping:
+            dropping = True
+            task = asyncio.ensure_future(_drop_until_disconnect(receive))
+            _dropping.add(task)
+            task.add_done_callback(_dropping.discard)
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            drop_the_rest()  # before the send: the send itself may wait on the full queue
+        await send(message)
+
+    try:
+        await app(scope, reading, sending)
+    finally:
+        drop_the_rest()  # the app ended (or raised) without its last body: Hypercorn ends the response
 
 
 async def _drop_until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    try:
+        async with asyncio.timeout(DROP_DEADLINE_S):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+    except TimeoutError:
+        log.warning("an unread request body was not followed by a disconnect within %s s", DROP_DEADLINE_S)
 
 
 class FrameGuard:

@@ -50,7 +50,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from tkr_host import _testservers, lifecycle
 from tkr_host._host import Host
 from tkr_host.app import TkrApp, create_app
-from tkr_host.config import check_read_timeout, load_settings
+from tkr_host.config import check_read_timeout, hypercorn_setting_names, load_settings
 
 # The test servers' fixtures and helpers (tkr_host/_testservers.py), re-exported: pytest registers
 # the fixtures it finds in this module, and tests import the helpers from here.
@@ -161,6 +161,9 @@ async def start_host(settings: dict[str, Any], plugins: list[Any] | tuple[Any, .
     (Hypercorn's settings), checked as the file's are."""
     settings = dict(settings)
     hypercorn_keys = settings.pop("hypercorn", {})
+    unknown = sorted(set(hypercorn_keys) - hypercorn_setting_names())
+    if unknown:
+        raise ValueError(f"not Hypercorn settings: {', '.join(unknown)}")
     loaded = load_settings(None, **settings)
     loaded.hypercorn = dict(hypercorn_keys)
     check_read_timeout(loaded, "<test settings>")

@@ -166,12 +166,15 @@ class PeeweeStore:
             ts=format_ts(utc_now()),
             status=draft.status,
         )
-        try:
-            # Group commit: the store's writer task takes the write turn and a pooled
-            # connection of its own, and gives it back; this task holds none to release.
-            async with guarded(self.db, "append_message", release=False):
+        conflict: IntegrityError | None = None
+        # Group commit: the store's writer task takes the write turn and a pooled
+        # connection of its own, and gives it back; this task holds none to release.
+        async with guarded(self.db, "append_message", release=False):
+            try:
                 seq = await self.sql.append(message, list(dict.fromkeys(deliver_to)), write_statements(draft.writes, utc_now()))
-        except IntegrityError as conflict:
+            except IntegrityError as error:
+                conflict = error
+        if conflict is not None:
             # The unique index on (session, sender, client_id), or the
             # primary key for a preset id: a resend, or a second copy that
             # raced the first. Our transaction, seq included, was rolled
