@@ -40,13 +40,18 @@ async def raising(scope: Any, receive: Any, send: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def served(app: Any, wrapped: bool) -> AsyncIterator[int]:
+    kept: list[asyncio.Task[None]] = []
+
+    def spawn(coro: Any) -> None:  # as the host's spawn: a task, referenced while it runs
+        kept.append(asyncio.ensure_future(coro))
+
     async def entry(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
         elif wrapped:
-            await answer_with_unread_body_dropped(app, scope, receive, send)
+            await answer_with_unread_body_dropped(app, scope, receive, send, spawn)
         else:
             await app(scope, receive, send)
 

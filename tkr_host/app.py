@@ -99,5 +99,5 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[Any] = 
     # on_shutdown are unset (DESIGN.md, traps).
     app = TkrApp(sio, other_asgi_app=quart, socketio_path="socket.io")
     app.host = host
-    app.frame_guard = FrameGuard(app._engineio, sio.malformed, MAX_HTTP_BUFFER_SIZE)
+    app.frame_guard = FrameGuard(app._engineio, sio.malformed, MAX_HTTP_BUFFER_SIZE, host.spawn)
     return app

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import urllib.parse
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -94,13 +94,14 @@ def content_length(scope: Scope) -> int | None:
 #: The most a dropped body's reader waits for Hypercorn's ``http.disconnect``, which it puts
 #: as soon as the response has ended: a bound, should a server not put it.
 DROP_DEADLINE_S = 30.0
-#: The readers dropping bodies now: referenced, so that none is collected while it runs.
-_dropping: set[asyncio.Task[None]] = set()
+#: Runs a coroutine in the background and keeps it (the host's ``spawn``).
+Spawn = Callable[[Coroutine[Any, Any, None]], Any]
 
 
-async def answer_with_unread_body_dropped(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def answer_with_unread_body_dropped(app: ASGIApp, scope: Scope, receive: Receive, send: Send, spawn: Spawn) -> None:
     """Run ``app`` for one HTTP request; when its response ends before it has read the whole
-    body (a refusal), or it ends without reading it, the rest is read and dropped.
+    body (a refusal), or it ends without reading it, the rest is read and dropped, in a task
+    ``spawn`` starts.
 
     Hypercorn hands a body to the app through a queue of ``max_app_queue_size`` (10)
     messages, and when the response ends it puts ``http.disconnect`` in that queue. An app
@@ -124,9 +125,7 @@ async def answer_with_unread_body_dropped(app: ASGIApp, scope: Scope, receive: R
         nonlocal dropping
         if not body_read and not dropping:
             dropping = True
-            task = asyncio.ensure_future(_drop_until_disconnect(receive))
-            _dropping.add(task)
-            task.add_done_callback(_dropping.discard)
+            spawn(_drop_until_disconnect(receive))
 
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
@@ -151,10 +150,11 @@ async def _drop_until_disconnect(receive: Receive) -> None:
 class FrameGuard:
     """ASGI middleware for the Engine.IO path: refuses malformed frames before the library sees them."""
 
-    def __init__(self, app: ASGIApp, on_malformed: OnMalformed, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, on_malformed: OnMalformed, max_body_bytes: int, spawn: Spawn) -> None:
         self.app = app
         self.on_malformed = on_malformed
         self.max_body_bytes = max_body_bytes
+        self.spawn = spawn
         #: Engine.IO sessions with a polling POST being answered now: the protocol allows one at a time.
         self._posts_in_flight: set[str] = set()
 
@@ -166,7 +166,7 @@ class FrameGuard:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
         elif scope["type"] == "http":
-            await answer_with_unread_body_dropped(self._http, scope, receive, send)
+            await answer_with_unread_body_dropped(self._http, scope, receive, send, self.spawn)
         else:
             await self.app(scope, receive, send)
 
