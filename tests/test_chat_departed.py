@@ -16,7 +16,7 @@ import pytest
 
 from tkr_host import hookimpl
 from tkr_host.errors import HostError
-from tkr_host.testing import eventually
+from tkr_host.testing import eventually, held_calls
 
 
 class Errors:
@@ -42,23 +42,11 @@ async def test_a_create_whose_socket_left_is_not_connected_and_enters_nothing(tk
     host = tkr_host.host
     alice = await tkr_client("alice")
     sid = alice.sio.get_sid("/chat")
-    store = host.store
-    real, creating, release = store.create_session, asyncio.Event(), asyncio.Event()
-
-    async def held(*args: Any, **kwargs: Any) -> Any:
-        creating.set()
-        await release.wait()
-        return await real(*args, **kwargs)
-
-    store.create_session = held
-    try:
+    async with held_calls(host.store, "create_session") as creating:
         await alice.sio.emit("session:create", {"title": "left behind"}, namespace="/chat")
         await asyncio.wait_for(creating.wait(), 5)
         await alice.close()
         await eventually(lambda: host.connection(sid, "/chat") is None, what="the host to see alice leave")
-    finally:
-        release.set()
-        store.create_session = real
     await eventually(lambda: errors.seen, what="the create's answer")
     assert errors.seen == [("protocol.not_connected", "session:create")]
     # The session was stored, and the socket that left holds no place in it: alice's next

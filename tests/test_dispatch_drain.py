@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tkr_host import lifecycle
-from tkr_host.testing import eventually
+from tkr_host.testing import eventually, held_calls
 
 STILL_IN_FLIGHT = "events still in flight"
 
@@ -46,23 +46,11 @@ async def test_a_drain_that_runs_out_counts_the_event_still_running(tkr_client: 
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     alice = await tkr_client("alice")
     session_id = await alice.create_session()
-    store = tkr_host.host.store
-    real, reading, release = store.messages_before, asyncio.Event(), asyncio.Event()
-
-    async def held(*args: Any, **kwargs: Any) -> Any:
-        reading.set()
-        await release.wait()
-        return await real(*args, **kwargs)
-
-    store.messages_before = held
-    try:
+    async with held_calls(tkr_host.host.store, "messages_before") as reading:
         history = asyncio.ensure_future(alice.call("message:history", {"session_id": session_id}))
         await asyncio.wait_for(reading.wait(), 5)
         with caplog.at_level(logging.WARNING):
             await lifecycle.drain(tkr_host.host)
-    finally:
-        release.set()
-        store.messages_before = real
     assert [line.split(" events")[0] for line in drain_lines(caplog)] == ["drain: 1"]
     await eventually(lambda: alice.received("error"), what="the shutting_down error event")
     assert alice.received("error")[0]["code"] == "protocol.shutting_down"

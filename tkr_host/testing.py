@@ -400,6 +400,26 @@ async def frames_until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: floa
                 frames.append(message.data)
 
 
+@contextlib.asynccontextmanager
+async def held_calls(owner: Any, name: str) -> AsyncIterator[asyncio.Event]:
+    """Hold every call of the async method ``owner.name`` until the block ends, then let them
+    run; the Event yielded is set when the first call arrives. The method is put back after."""
+    real = getattr(owner, name)
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        arrived.set()
+        await release.wait()
+        return await real(*args, **kwargs)
+
+    setattr(owner, name, held)
+    try:
+        yield arrived
+    finally:
+        release.set()
+        setattr(owner, name, real)
+
+
 async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
     """True when the server closes (or resets) a raw TCP connection within ``within`` seconds;
     what it sends meanwhile is read and dropped."""
